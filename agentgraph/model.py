@@ -1,0 +1,254 @@
+"""The trace model: hops (LLM calls), the agents that make them, and the edges between hops.
+
+A :class:`Trace` is an immutable value. Frames (``trace.hops()``) and the call graph
+(``trace.graph()``) are derived from it on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from agentgraph.tokens import DEFAULT_BLOCK_SIZE, coarsen
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+class EdgeKind(StrEnum):
+    """How one hop leads to another."""
+
+    SEQUENCE = "sequence"  # next hop of the same agent
+    SPAWN = "spawn"  # parent hop -> first hop of a sub-agent
+    JOIN = "join"  # last hop of a sub-agent -> the parent hop that reads its result
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage as the API reported it for one call."""
+
+    input_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    output_tokens: int
+    cache_creation_5m_tokens: int = 0
+    cache_creation_1h_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """All prompt tokens of the call: uncached input + cache read + cache write."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool_use block a hop emitted, and when its result came back."""
+
+    tool_use_id: str
+    name: str
+    input_json: str
+    started_s: float | None = None
+    ended_s: float | None = None
+    is_error: bool | None = None
+
+    @property
+    def input_bytes(self) -> int:
+        return len(self.input_json.encode())
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_s is None or self.ended_s is None:
+            return None
+        return max(0.0, self.ended_s - self.started_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One LLM call.
+
+    ``hash_ids`` are prefix block hashes at the trace's block size (see :mod:`agentgraph.tokens`);
+    ``shared_prefix_tokens`` is how many leading prompt tokens the hop shares with the previous hop
+    of the same agent, so ``new_tokens`` is the hop's context growth.
+    """
+
+    hop_id: str
+    session_id: str
+    agent_id: str
+    index: int
+    model: str
+    start_s: float
+    end_s: float
+    prompt_tokens: int
+    output_tokens: int
+    shared_prefix_tokens: int
+    hash_ids: tuple[int, ...]
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: str | None = None
+    request_id: str | None = None
+
+    @property
+    def new_tokens(self) -> int:
+        """Context growth: prompt tokens not shared with the previous hop of the agent."""
+        return self.prompt_tokens - self.shared_prefix_tokens
+
+    @property
+    def latency_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
+    @property
+    def tool_wait_s(self) -> float:
+        """Wall time from the first tool call's start to the last tool result."""
+        starts = [t.started_s for t in self.tool_calls if t.started_s is not None]
+        ends = [t.ended_s for t in self.tool_calls if t.ended_s is not None]
+        if not starts or not ends:
+            return 0.0
+        return max(0.0, max(ends) - min(starts))
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent of a session: ``main`` or a sub-agent spawned through a tool call."""
+
+    session_id: str
+    agent_id: str
+    agent_type: str | None = None
+    parent_agent_id: str | None = None
+    spawn_tool_use_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A dependency between two hops; ``wait_s`` is the gap between them (tools, CPU, user)."""
+
+    src: str
+    dst: str
+    kind: EdgeKind
+    wait_s: float = 0.0
+    added_tokens: int = 0
+
+
+HOPS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "hop_id": pl.String,
+    "session_id": pl.String,
+    "agent_id": pl.String,
+    "index": pl.Int64,
+    "model": pl.String,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
+    "latency_s": pl.Float64,
+    "prompt_tokens": pl.Int64,
+    "shared_prefix_tokens": pl.Int64,
+    "new_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "api_input_tokens": pl.Int64,
+    "api_cache_read_tokens": pl.Int64,
+    "api_cache_creation_tokens": pl.Int64,
+    "n_blocks": pl.Int64,
+    "tool_calls": pl.Int64,
+    "tools": pl.List(pl.String),
+    "tool_wait_s": pl.Float64,
+    "stop_reason": pl.String,
+}
+"""Schema of :meth:`Trace.hops`; API usage columns are null where the source had none."""
+
+TOOL_CALLS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "hop_id": pl.String,
+    "session_id": pl.String,
+    "agent_id": pl.String,
+    "tool_use_id": pl.String,
+    "name": pl.String,
+    "input_bytes": pl.Int64,
+    "duration_s": pl.Float64,
+    "is_error": pl.Boolean,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Hops, agents and edges of one or more sessions, at one block size."""
+
+    hop_list: tuple[Hop, ...]
+    edges: tuple[Edge, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    block_size: int = DEFAULT_BLOCK_SIZE
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __iter__(self) -> Iterator[Hop]:
+        return iter(self.hop_list)
+
+    def __len__(self) -> int:
+        return len(self.hop_list)
+
+    def sessions(self) -> list[str]:
+        """Session ids in order of first appearance."""
+        return list(dict.fromkeys(h.session_id for h in self.hop_list))
+
+    def hops(self) -> pl.DataFrame:
+        """One row per hop, schema :data:`HOPS_SCHEMA`."""
+        return pl.DataFrame([_hop_row(h) for h in self.hop_list], schema=HOPS_SCHEMA, orient="row")
+
+    def tool_calls(self) -> pl.DataFrame:
+        """One row per tool call, schema :data:`TOOL_CALLS_SCHEMA`."""
+        rows = [
+            (h.hop_id, h.session_id, h.agent_id, t.tool_use_id, t.name, t.input_bytes,
+             t.duration_s, t.is_error)
+            for h in self.hop_list
+            for t in h.tool_calls
+        ]
+        return pl.DataFrame(rows, schema=TOOL_CALLS_SCHEMA, orient="row")
+
+    def graph(self) -> nx.DiGraph[str]:
+        """The call graph: one node per hop (attributes of the hop), one edge per dependency."""
+        from agentgraph.graph import build_graph
+
+        return build_graph(self)
+
+    def coarsened(self, factor: int) -> Trace:
+        """The same trace at block size ``block_size * factor`` (exact, see :func:`coarsen`)."""
+        hops = tuple(
+            _replace_hashes(h, coarsen(h.hash_ids, factor, h.prompt_tokens, self.block_size))
+            for h in self.hop_list
+        )
+        return Trace(hops, self.edges, self.agents, self.block_size * factor, dict(self.meta))
+
+    def summary(self) -> dict[str, int]:
+        """Counts and token totals over the whole trace (the ``inspect --json`` numbers)."""
+        usages = [h.usage for h in self.hop_list if h.usage is not None]
+        return {
+            "sessions": len(self.sessions()),
+            "agents": len({(h.session_id, h.agent_id) for h in self.hop_list}),
+            "llm_hops": len(self.hop_list),
+            "tool_calls": sum(len(h.tool_calls) for h in self.hop_list),
+            "edges": len(self.edges),
+            "prompt_tokens": sum(h.prompt_tokens for h in self.hop_list),
+            "new_tokens": sum(h.new_tokens for h in self.hop_list),
+            "output_tokens": sum(h.output_tokens for h in self.hop_list),
+            "api_input_tokens": sum(u.input_tokens for u in usages),
+            "api_cache_read_tokens": sum(u.cache_read_tokens for u in usages),
+            "api_cache_creation_tokens": sum(u.cache_creation_tokens for u in usages),
+            "hops_with_usage": len(usages),
+        }
+
+
+def _hop_row(h: Hop) -> tuple[object, ...]:
+    u = h.usage
+    return (
+        h.hop_id, h.session_id, h.agent_id, h.index, h.model, h.start_s, h.end_s, h.latency_s,
+        h.prompt_tokens, h.shared_prefix_tokens, h.new_tokens, h.output_tokens,
+        None if u is None else u.input_tokens,
+        None if u is None else u.cache_read_tokens,
+        None if u is None else u.cache_creation_tokens,
+        len(h.hash_ids), len(h.tool_calls), [t.name for t in h.tool_calls], h.tool_wait_s,
+        h.stop_reason,
+    )
+
+
+def _replace_hashes(hop: Hop, hash_ids: Sequence[int]) -> Hop:
+    from dataclasses import replace
+
+    return replace(hop, hash_ids=tuple(hash_ids))

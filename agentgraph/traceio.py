@@ -1,0 +1,197 @@
+"""The native trace file: ``agentgraph.trace``, JSONL with a versioned header.
+
+Line 1 is the header ``{"format": "agentgraph.trace", "version": 1, "block_size": B, "meta": {}}``;
+every other line is one record with a ``kind``: ``agent``, ``hop`` or ``edge``. A hop's block
+hashes are stored as a delta against an earlier hop (``hash_base`` + ``hash_keep`` +
+``hash_tail``, like Claude Code's own ``api-request`` lines) or in full (``hash_ids``).
+See ``docs/trace-format.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from agentgraph.errors import TraceFormatError
+from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
+from agentgraph.tokens import shared_prefix_blocks
+
+FORMAT = "agentgraph.trace"
+VERSION = 1
+
+
+def save(trace: Trace, path: str | Path) -> None:
+    """Write ``trace`` to ``path`` in the native format."""
+    with open(path, "wb") as out:
+        write(trace, out)
+
+
+def write(trace: Trace, out: IO[bytes]) -> None:
+    """Write ``trace`` to a binary stream in the native format."""
+    header = {"format": FORMAT, "version": VERSION, "block_size": trace.block_size,
+              "meta": trace.meta}
+    out.write(orjson.dumps(header) + b"\n")
+    for agent in trace.agents:
+        out.write(orjson.dumps(_agent_record(agent)) + b"\n")
+    last_of_agent: dict[tuple[str, str], Hop] = {}
+    for hop in trace.hop_list:
+        key = (hop.session_id, hop.agent_id)
+        out.write(orjson.dumps(_hop_record(hop, last_of_agent.get(key))) + b"\n")
+        last_of_agent[key] = hop
+    for edge in trace.edges:
+        out.write(orjson.dumps(_edge_record(edge)) + b"\n")
+
+
+def dumps(trace: Trace) -> bytes:
+    """The native file's bytes for ``trace``."""
+    import io
+
+    buf = io.BytesIO()
+    write(trace, buf)
+    return buf.getvalue()
+
+
+def load(path: str | Path) -> Trace:
+    """Read a native trace file; a malformed line raises :class:`TraceFormatError`."""
+    with open(path, "rb") as f:
+        return read(f, str(path))
+
+
+def is_native(first_line: bytes) -> bool:
+    """Whether a file's first line is a native trace header."""
+    try:
+        head = orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(head, dict) and head.get("format") == FORMAT
+
+
+def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
+    """Read a native trace from a binary stream."""
+    lines = _numbered(stream)
+    try:
+        lineno, first = next(lines)
+    except StopIteration:
+        raise TraceFormatError("empty file, expected an agentgraph.trace header", path=name) from None
+    header = _parse(first, name, lineno)
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TraceFormatError(f"not an {FORMAT} file (no header)", path=name, line=lineno)
+    if header.get("version") != VERSION:
+        raise TraceFormatError(
+            f"unsupported {FORMAT} version {header.get('version')!r} (this reader: {VERSION})",
+            path=name, line=lineno,
+        )
+    agents: list[Agent] = []
+    hops: list[Hop] = []
+    edges: list[Edge] = []
+    by_id: dict[str, Hop] = {}
+    for lineno, raw in lines:
+        rec = _parse(raw, name, lineno)
+        try:
+            kind = rec["kind"]
+            if kind == "hop":
+                hop = _hop_from(rec, by_id)
+                hops.append(hop)
+                by_id[hop.hop_id] = hop
+            elif kind == "edge":
+                edges.append(Edge(rec["src"], rec["dst"], EdgeKind(rec["kind_of_edge"]),
+                                  float(rec["wait_s"]), int(rec["added_tokens"])))
+            elif kind == "agent":
+                agents.append(Agent(rec["session_id"], rec["agent_id"], rec.get("agent_type"),
+                                    rec.get("parent_agent_id"), rec.get("spawn_tool_use_id")))
+            else:
+                raise TraceFormatError(f"unknown record kind {kind!r}", path=name, line=lineno)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise TraceFormatError(f"bad {rec.get('kind', 'record')!s} record: {exc!r}",
+                                   path=name, line=lineno) from None
+    return Trace(tuple(hops), tuple(edges), tuple(agents), int(header["block_size"]),
+                 dict(header.get("meta") or {}))
+
+
+def _numbered(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for lineno, raw in enumerate(stream, 1):
+        if raw.strip():
+            yield lineno, raw
+
+
+def _parse(raw: bytes, name: str, lineno: int) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TraceFormatError(f"invalid JSON: {exc}", path=name, line=lineno) from None
+
+
+def _agent_record(a: Agent) -> dict[str, Any]:
+    return {"kind": "agent", "session_id": a.session_id, "agent_id": a.agent_id,
+            "agent_type": a.agent_type, "parent_agent_id": a.parent_agent_id,
+            "spawn_tool_use_id": a.spawn_tool_use_id}
+
+
+def _edge_record(e: Edge) -> dict[str, Any]:
+    return {"kind": "edge", "src": e.src, "dst": e.dst, "kind_of_edge": e.kind.value,
+            "wait_s": e.wait_s, "added_tokens": e.added_tokens}
+
+
+def _hop_record(h: Hop, base: Hop | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "hop", "hop_id": h.hop_id, "session_id": h.session_id, "agent_id": h.agent_id,
+        "index": h.index, "model": h.model, "start_s": h.start_s, "end_s": h.end_s,
+        "prompt_tokens": h.prompt_tokens, "output_tokens": h.output_tokens,
+        "shared_prefix_tokens": h.shared_prefix_tokens, "stop_reason": h.stop_reason,
+        "request_id": h.request_id,
+        "usage": None if h.usage is None else _usage_record(h.usage),
+        "tool_calls": [_tool_record(t) for t in h.tool_calls],
+    }
+    keep = shared_prefix_blocks(base.hash_ids, h.hash_ids) if base is not None else 0
+    if base is not None and keep:
+        rec["hash_base"] = base.hop_id
+        rec["hash_keep"] = keep
+        rec["hash_tail"] = list(h.hash_ids[keep:])
+    else:
+        rec["hash_ids"] = list(h.hash_ids)
+    return rec
+
+
+def _usage_record(u: Usage) -> dict[str, int]:
+    return {"input_tokens": u.input_tokens, "cache_read_tokens": u.cache_read_tokens,
+            "cache_creation_tokens": u.cache_creation_tokens, "output_tokens": u.output_tokens,
+            "cache_creation_5m_tokens": u.cache_creation_5m_tokens,
+            "cache_creation_1h_tokens": u.cache_creation_1h_tokens}
+
+
+def _tool_record(t: ToolCall) -> dict[str, Any]:
+    return {"tool_use_id": t.tool_use_id, "name": t.name, "input_json": t.input_json,
+            "started_s": t.started_s, "ended_s": t.ended_s, "is_error": t.is_error}
+
+
+def _hop_from(rec: dict[str, Any], by_id: dict[str, Hop]) -> Hop:
+    if "hash_base" in rec:
+        base = by_id[rec["hash_base"]]
+        keep = int(rec["hash_keep"])
+        if keep > len(base.hash_ids):
+            raise ValueError(f"hash_keep {keep} exceeds the {len(base.hash_ids)} blocks of its base")
+        hash_ids = base.hash_ids[:keep] + tuple(int(x) for x in rec["hash_tail"])
+    else:
+        hash_ids = tuple(int(x) for x in rec["hash_ids"])
+    u = rec.get("usage")
+    usage = None if u is None else Usage(**{k: int(v) for k, v in u.items()})
+    tools = tuple(
+        ToolCall(t["tool_use_id"], t["name"], t["input_json"], _opt_float(t.get("started_s")),
+                 _opt_float(t.get("ended_s")), t.get("is_error"))
+        for t in rec.get("tool_calls") or ()
+    )
+    return Hop(
+        hop_id=str(rec["hop_id"]), session_id=str(rec["session_id"]),
+        agent_id=str(rec["agent_id"]), index=int(rec["index"]), model=str(rec["model"]),
+        start_s=float(rec["start_s"]), end_s=float(rec["end_s"]),
+        prompt_tokens=int(rec["prompt_tokens"]), output_tokens=int(rec["output_tokens"]),
+        shared_prefix_tokens=int(rec["shared_prefix_tokens"]), hash_ids=hash_ids, usage=usage,
+        tool_calls=tools, stop_reason=rec.get("stop_reason"), request_id=rec.get("request_id"),
+    )
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
