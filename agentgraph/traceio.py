@@ -17,7 +17,7 @@ import orjson
 
 from agentgraph.errors import TraceFormatError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
-from agentgraph.tokens import shared_prefix_blocks
+from agentgraph.tokens import DEFAULT_BLOCK_SIZE, shared_prefix_blocks
 
 FORMAT = "agentgraph.trace"
 VERSION = 1
@@ -31,18 +31,50 @@ def save(trace: Trace, path: str | Path) -> None:
 
 def write(trace: Trace, out: IO[bytes]) -> None:
     """Write ``trace`` to a binary stream in the native format."""
-    header = {"format": FORMAT, "version": VERSION, "block_size": trace.block_size,
-              "meta": trace.meta}
-    out.write(orjson.dumps(header) + b"\n")
-    for agent in trace.agents:
-        out.write(orjson.dumps(_agent_record(agent)) + b"\n")
-    last_of_agent: dict[tuple[str, str], Hop] = {}
-    for hop in trace.hop_list:
-        key = (hop.session_id, hop.agent_id)
-        out.write(orjson.dumps(_hop_record(hop, last_of_agent.get(key))) + b"\n")
-        last_of_agent[key] = hop
-    for edge in trace.edges:
-        out.write(orjson.dumps(_edge_record(edge)) + b"\n")
+    writer = TraceWriter(out, trace.meta)
+    writer.add(trace)
+    writer.close()
+
+
+class TraceWriter:
+    """Writes a trace part by part (e.g. one session at a time) so imports can stream.
+
+    The header is written with the first part, whose block size every later part must share.
+    Hash deltas only refer to hops of the same part, so memory stays bounded by one part.
+    """
+
+    def __init__(self, out: IO[bytes], meta: dict[str, Any] | None = None) -> None:
+        self.out = out
+        self.meta = dict(meta or {})
+        self.block_size: int | None = None
+
+    def add(self, part: Trace) -> None:
+        if self.block_size is None:
+            self._header(part.block_size)
+        elif part.block_size != self.block_size:
+            raise ValueError(f"part has block size {part.block_size}, file has {self.block_size}")
+        out = self.out
+        for agent in part.agents:
+            out.write(orjson.dumps(_agent_record(agent)) + b"\n")
+        last_of_agent: dict[tuple[str, str], Hop] = {}
+        for hop in part.hop_list:
+            key = (hop.session_id, hop.agent_id)
+            out.write(orjson.dumps(_hop_record(hop, last_of_agent.get(key))) + b"\n")
+            last_of_agent[key] = hop
+        for edge in part.edges:
+            out.write(orjson.dumps(_edge_record(edge)) + b"\n")
+
+    def close(self, default_block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+        """Finish the file (an empty trace still gets its header)."""
+        if self.block_size is None:
+            self._header(default_block_size)
+        self.out.flush()
+
+    def _header(self, block_size: int) -> None:
+        self.block_size = block_size
+        header = {"format": FORMAT, "version": VERSION, "block_size": block_size,
+                  "meta": self.meta}
+        self.out.write(orjson.dumps(header) + b"\n")
 
 
 def dumps(trace: Trace) -> bytes:

@@ -1,0 +1,136 @@
+"""Importers: Claude Code transcripts, Mooncake traces and native trace files → :class:`Trace`.
+
+``import_paths`` detects each source's format (``--format`` forces one) and streams: sessions are
+read one at a time and handed to a sink, so memory does not grow with the number of sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentgraph.errors import ImportIssue, UsageError
+from agentgraph.model import Trace
+from agentgraph.sources.claude_code import ClaudeCodeImporter, looks_like_claude_code
+from agentgraph.sources.jsonl import first_record
+from agentgraph.tokens import DEFAULT_BLOCK_SIZE
+
+FORMATS = ("agentgraph", "claude-code", "mooncake")
+
+__all__ = ["FORMATS", "ImportResult", "detect_format", "import_paths", "iter_import"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """A whole import: the trace and every problem met on the way."""
+
+    trace: Trace
+    issues: tuple[ImportIssue, ...]
+
+
+def detect_format(path: Path) -> str | None:
+    """``agentgraph``, ``claude-code`` or ``mooncake`` from a path and its first line."""
+    if path.is_dir():
+        return "claude-code"
+    rec = first_record(path)
+    if rec is None:
+        return "claude-code" if path.suffix == ".jsonl" else None
+    if rec.get("format") == "agentgraph.trace":
+        return "agentgraph"
+    if "hash_ids" in rec or "input_length" in rec or str(rec.get("schema", "")).startswith("dynamo"):
+        return "mooncake"
+    if looks_like_claude_code(rec):
+        return "claude-code"
+    return None
+
+
+def iter_import(
+    sources: Sequence[str | Path],
+    issues: list[ImportIssue],
+    *,
+    format: str | None = None,
+    block_size: int | None = None,
+) -> Iterator[Trace]:
+    """Yield the trace of each source session by session; problems go to ``issues``."""
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+    claude = ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE)
+    for source in sources:
+        path = Path(source)
+        if not path.exists():
+            issues.append(ImportIssue(str(path), None, "no such file or directory"))
+            continue
+        kind = format or detect_format(path)
+        if kind is None:
+            issues.append(ImportIssue(str(path), 1, "unrecognized format (not a Claude Code "
+                                      "transcript, Mooncake trace or agentgraph trace); skipped"))
+            continue
+        yield from _READERS[kind](path, issues, claude, block_size)
+
+
+def _claude(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
+            block_size: int | None) -> Iterator[Trace]:
+    yield from claude.sessions([path], issues)
+
+
+def _mooncake(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
+              block_size: int | None) -> Iterator[Trace]:
+    from agentgraph.sources.mooncake import read_mooncake
+
+    yield _at_block_size(read_mooncake(path, issues), block_size, path)
+
+
+def _native(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
+            block_size: int | None) -> Iterator[Trace]:
+    from agentgraph.traceio import load
+
+    yield _at_block_size(load(path), block_size, path)
+
+
+def _at_block_size(trace: Trace, block_size: int | None, path: Path) -> Trace:
+    if block_size is None or block_size == trace.block_size:
+        return trace
+    if block_size % trace.block_size:
+        raise UsageError(f"{path}: blocks of {trace.block_size} tokens cannot be re-hashed at "
+                         f"{block_size}; only multiples of {trace.block_size} are exact")
+    return trace.coarsened(block_size // trace.block_size)
+
+
+_READERS: dict[str, Callable[[Path, list[ImportIssue], ClaudeCodeImporter, int | None],
+                             Iterator[Trace]]] = {
+    "agentgraph": _native,
+    "claude-code": _claude,
+    "mooncake": _mooncake,
+}
+
+
+def import_paths(
+    sources: Sequence[str | Path],
+    *,
+    format: str | None = None,
+    block_size: int | None = None,
+) -> ImportResult:
+    """Import every source into one :class:`Trace` (for notebooks; the CLI streams instead).
+
+    Sources of different block sizes are an error unless ``block_size`` names one they all
+    reach exactly.
+    """
+    issues: list[ImportIssue] = []
+    parts = list(iter_import(sources, issues, format=format, block_size=block_size))
+    return ImportResult(merge(parts), tuple(issues))
+
+
+def merge(parts: Sequence[Trace]) -> Trace:
+    """One trace from several parts of the same block size."""
+    sizes = sorted({p.block_size for p in parts})
+    if len(sizes) > 1:
+        raise UsageError(f"sources have different block sizes {sizes}; pass a block size that "
+                         "is a multiple of all of them")
+    return Trace(
+        tuple(h for p in parts for h in p.hop_list),
+        tuple(e for p in parts for e in p.edges),
+        tuple(a for p in parts for a in p.agents),
+        sizes[0] if sizes else (DEFAULT_BLOCK_SIZE),
+        {},
+    )

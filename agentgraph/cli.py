@@ -1,0 +1,227 @@
+"""The ``agentgraph`` command line.
+
+Exit codes: 0 ok, 1 gate regression, 2 bad input or usage, 3 internal error. Every command has
+``--help``; ``--json`` prints one machine-readable object on stdout. Only this module writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from agentgraph import graph as graphmod
+from agentgraph import traceio
+from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
+from agentgraph.model import Trace
+from agentgraph.sources import FORMATS, iter_import, merge
+
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+MAX_WARNINGS_SHOWN = 20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
+        return int(exc.code or 0)
+    try:
+        result: int = args.run(args)
+        return result
+    except (AgentgraphError, OSError) as exc:
+        print(f"agentgraph: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # an internal bug: say so, with the traceback for the report
+        traceback.print_exc()
+        print("agentgraph: internal error (a bug; please report it with the traceback above)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="agentgraph", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    imp = sub.add_parser("import", help="import transcripts / traces into one agentgraph.trace file",
+                         description="Import Claude Code transcripts (file, session dir or a whole "
+                         "~/.claude/projects tree), Mooncake / agentic Mooncake traces or native "
+                         "traces into one agentgraph.trace file.")
+    imp.add_argument("sources", nargs="+", metavar="SOURCE")
+    imp.add_argument("-o", "--output", required=True, metavar="TRACE")
+    imp.add_argument("--format", choices=FORMATS, help="force the source format (default: detect)")
+    imp.add_argument("--block-size", type=_positive, metavar="TOKENS",
+                     help="prefix block size in tokens (default 64; Mooncake sources keep theirs)")
+    imp.add_argument("--json", action="store_true", help="print a JSON summary")
+    imp.set_defaults(run=_cmd_import)
+
+    ins = sub.add_parser("inspect", help="per-session table of hops (or --json totals)",
+                         description="Show each session's hops: agent, prompt tokens, prefix shared "
+                         "with the previous hop, new tokens, API cache read/write, output, tools.")
+    ins.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    ins.add_argument("--json", action="store_true", help="print totals and per-session numbers as JSON")
+    ins.add_argument("--session", help="only this session id (or a unique prefix)")
+    ins.set_defaults(run=_cmd_inspect)
+
+    gr = sub.add_parser("graph", help="the call graph as DOT, Mermaid or JSON, critical path marked")
+    gr.add_argument("trace", nargs="+", metavar="TRACE")
+    gr.add_argument("--format", choices=("dot", "mermaid", "json"), default="dot")
+    gr.add_argument("--session", help="only this session id (or a unique prefix)")
+    gr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    gr.set_defaults(run=_cmd_graph)
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    issues: list[ImportIssue] = []
+    out = Path(args.output)
+    totals: dict[str, int] = {}
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer = traceio.TraceWriter(f)
+            for part in iter_import(args.sources, issues, format=args.format,
+                                    block_size=args.block_size):
+                writer.add(part)
+                _accumulate(totals, part.summary())
+            writer.close()
+        _report_issues(issues)
+        if not totals.get("llm_hops"):
+            raise NothingImportedError(f"no usable hop found in {', '.join(args.sources)}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if args.json:
+        _print_json({**totals, "output": str(out), "warnings": len(issues),
+                     "issues": [str(i) for i in issues]})
+    else:
+        print(f"imported {totals['sessions']} session(s), {totals['llm_hops']} hops, "
+              f"{totals['tool_calls']} tool calls -> {out}"
+              + (f" ({len(issues)} warning(s))" if issues else ""))
+    return EXIT_OK
+
+
+def _accumulate(totals: dict[str, int], part: dict[str, int]) -> None:
+    for key, value in part.items():
+        totals[key] = totals.get(key, 0) + value
+
+
+def _report_issues(issues: list[ImportIssue]) -> None:
+    for issue in issues[:MAX_WARNINGS_SHOWN]:
+        print(f"warning: {issue}", file=sys.stderr)
+    if len(issues) > MAX_WARNINGS_SHOWN:
+        print(f"warning: ... and {len(issues) - MAX_WARNINGS_SHOWN} more", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- inspect / graph
+
+
+def _load_any(sources: Sequence[str], session: str | None = None) -> Trace:
+    """A native trace file as is; any other source imported in memory (warnings to stderr)."""
+    issues: list[ImportIssue] = []
+    trace = merge(list(iter_import(sources, issues)))
+    _report_issues(issues)
+    if not trace.hop_list:
+        raise NothingImportedError(f"no usable hop found in {', '.join(sources)}")
+    if session is None:
+        return trace
+    matches = [s for s in trace.sessions() if s.startswith(session)]
+    if len(matches) != 1:
+        raise UsageError(f"--session {session!r} matches {len(matches)} sessions "
+                         f"(of {len(trace.sessions())}); give a unique prefix")
+    keep = {h.hop_id for h in trace.hop_list if h.session_id == matches[0]}
+    return Trace(tuple(h for h in trace.hop_list if h.hop_id in keep),
+                 tuple(e for e in trace.edges if e.src in keep and e.dst in keep),
+                 tuple(a for a in trace.agents if a.session_id == matches[0]), trace.block_size,
+                 trace.meta)
+
+
+INSPECT_COLUMNS = ("hop", "agent", "prompt", "shared", "new", "cache_rd", "cache_wr", "output",
+                   "tools", "tool_wait_s")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    trace = _load_any(args.trace, args.session)
+    if args.json:
+        sessions = {}
+        for sid, (path, makespan) in graphmod.session_critical_paths(trace).items():
+            part = [h for h in trace.hop_list if h.session_id == sid]
+            sessions[sid] = {**Trace(tuple(part)).summary(), "makespan_s": makespan,
+                             "critical_path": path}
+        _print_json({**trace.summary(), "block_size": trace.block_size, "session_list": sessions})
+        return EXIT_OK
+    _print_tables(trace, sys.stdout)
+    return EXIT_OK
+
+
+def _print_tables(trace: Trace, out: IO[str]) -> None:
+    makespans = graphmod.session_critical_paths(trace)
+    agent_names = {(a.session_id, a.agent_id): a.agent_type for a in trace.agents}
+    for sid in trace.sessions():
+        hops = [h for h in trace.hop_list if h.session_id == sid]
+        s = Trace(tuple(hops)).summary()
+        out.write(f"session {sid}: {s['llm_hops']} hops, {s['agents']} agent(s), "
+                  f"{s['tool_calls']} tool calls, prompt {s['prompt_tokens']} tok, "
+                  f"makespan {makespans[sid][1]:.2f} s\n")
+        rows = [INSPECT_COLUMNS]
+        for h in hops:
+            u = h.usage
+            kind = agent_names.get((sid, h.agent_id))
+            agent = h.agent_id if h.agent_id == "main" else f"{h.agent_id[:10]}({kind or '?'})"
+            rows.append((
+                str(h.index), agent, str(h.prompt_tokens), str(h.shared_prefix_tokens),
+                str(h.new_tokens), "-" if u is None else str(u.cache_read_tokens),
+                "-" if u is None else str(u.cache_creation_tokens), str(h.output_tokens),
+                ",".join(t.name for t in h.tool_calls) or "-", f"{h.tool_wait_s:.2f}",
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(INSPECT_COLUMNS))]
+        for r in rows:
+            out.write("  " + "  ".join(c.rjust(w) if i not in (1, 8) else c.ljust(w)
+                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() + "\n")
+        out.write("\n")
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    trace = _load_any(args.trace, args.session)
+    renderers: dict[str, Callable[[Trace], str]] = {
+        "dot": graphmod.to_dot,
+        "mermaid": graphmod.to_mermaid,
+        "json": lambda t: graphmod.json_bytes(t).decode(),
+    }
+    text = renderers[args.format](trace)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,677 @@
+"""Claude Code transcripts → trace model, both generations of the format.
+
+* **Current** (2.1.3xx): ``api-request`` lines name every request exactly: a shape (system +
+  tools, ``api-request-shape``), the kept messages of a base request and the hashes of the
+  appended messages (``tail``). The message behind a tail hash is an ``api-request-blob`` line or
+  a message of the transcript itself (the CLI hashes ``{"role", "content"}`` as sorted compact
+  JSON with SHA-256); the hash alone fixes the prefix structure, the content only sizes it.
+* **Legacy**: requests are rebuilt from the ``parentUuid`` chain of user/assistant lines; one
+  API call spans several assistant lines (one content block each) sharing ``message.id`` +
+  ``requestId`` and is counted once, with the largest ``output_tokens`` of its lines. System
+  prompt and tools are not recorded: an opaque per-agent *preamble* unit stands for them and is
+  sized from the first call's reported usage.
+
+Sessions are read one at a time (a session file plus its sub-agent files), so memory stays
+bounded by the largest session, not the number of sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentgraph.errors import ImportIssue
+from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
+from agentgraph.sources.jsonl import as_int, first_record, parse_time, read_records
+from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
+
+MAIN = "main"
+_SKIPPED_TYPES = frozenset({
+    "summary", "system", "attachment", "queue-operation", "last-prompt", "atis-latch",
+    "tools-used", "cost-state", "file-history-snapshot", "custom-title", "tag",
+})
+_SPAWN_TOOLS = frozenset({"Agent", "Task"})
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(slots=True)
+class SessionFiles:
+    """A session file and the files of its sub-agents (``meta`` is None before 2.1.x)."""
+
+    session_id: str
+    main: Path | None
+    agents: list[tuple[Path, Path | None]] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        return ([self.main] if self.main else []) + [p for p, _ in self.agents]
+
+
+def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFiles]:
+    """Group transcript files into sessions: a file, a project dir, or a projects tree."""
+    found: dict[str, SessionFiles] = {}
+    for path in paths:
+        if path.is_file():
+            _add_project(path.parent, found, only=path)
+        elif (path / "subagents").is_dir() and (path.parent / f"{path.name}.jsonl").is_file():
+            _add_project(path.parent, found, only=path.parent / f"{path.name}.jsonl")
+        elif path.is_dir():
+            for project in _project_dirs(path):
+                _add_project(project, found, only=None)
+        else:
+            issues.append(ImportIssue(str(path), None, "no such file or directory"))
+    return sorted(found.values(), key=_session_order)
+
+
+def _project_dirs(root: Path) -> Iterator[Path]:
+    if any(root.glob("*.jsonl")):
+        yield root
+        return
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        yield from _project_dirs(child)
+
+
+def _add_project(project: Path, found: dict[str, SessionFiles], only: Path | None) -> None:
+    mains = [only] if only is not None and not only.name.startswith("agent-") else []
+    if only is None:
+        mains = sorted(p for p in project.glob("*.jsonl") if not p.name.startswith("agent-"))
+    for main in mains:
+        sid = main.stem
+        files = found.setdefault(sid, SessionFiles(sid, main))
+        files.main = main
+        sub = project / sid / "subagents"
+        for agent_file in sorted(sub.glob("agent-*.jsonl")) if sub.is_dir() else ():
+            meta = agent_file.with_suffix(".meta.json")
+            files.agents.append((agent_file, meta if meta.is_file() else None))
+    loose = [only] if only is not None and only.name.startswith("agent-") else []
+    for agent_file in loose + sorted(project.glob("agent-*.jsonl")):
+        rec = first_record(agent_file)
+        sid = str(rec.get("sessionId")) if rec and rec.get("sessionId") else agent_file.stem
+        if only is not None and agent_file != only and sid != only.stem:
+            continue
+        files = found.setdefault(sid, SessionFiles(sid, None))
+        if all(p != agent_file for p, _ in files.agents):
+            files.agents.append((agent_file, None))
+
+
+def _session_order(files: SessionFiles) -> tuple[float, str]:
+    first = files.paths()[0] if files.paths() else None
+    rec = first_record(first) if first else None
+    t = parse_time(rec.get("timestamp")) if rec else None
+    return (t if t is not None else float("inf"), files.session_id)
+
+
+# --------------------------------------------------------------------------- per-call records
+
+
+@dataclass(slots=True)
+class _Call:
+    """One API call before its units are sized: ``units`` hold (key, estimate or None)."""
+
+    agent_id: str
+    start_s: float
+    end_s: float
+    model: str
+    units: list[tuple[bytes, int | None]]
+    usage: Usage | None
+    output_tokens: int
+    stop_reason: str | None
+    request_id: str | None
+    tool_uses: list[tuple[str, str, str, float]]  # (tool_use_id, name, input_json, emitted_s)
+
+
+@dataclass(slots=True)
+class _Response:
+    """The assistant lines of one API call, merged."""
+
+    first_uuid: str | None
+    parent_uuid: str | None
+    start_s: float | None
+    end_s: float
+    model: str
+    usage: dict[str, Any] | None
+    output_tokens: int
+    stop_reason: str | None
+    blocks: list[dict[str, Any]]
+    block_times: list[float]
+    message_id: str | None
+    request_id: str | None
+
+
+@dataclass(slots=True)
+class _AgentLines:
+    """What one agent's lines say, collected in a single pass."""
+
+    agent_id: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    responses: dict[str, _Response] = field(default_factory=dict)  # call key -> response
+    nodes: dict[str, tuple[str | None, tuple[bytes, int] | None, float | None]] = field(
+        default_factory=dict)  # uuid -> (parent uuid, unit, time)
+    root_text: str | None = None
+    pending_results: list[Any] = field(default_factory=list)  # tool_result blocks since last call
+
+
+@dataclass(slots=True)
+class _SessionLines:
+    """Everything one session's files say, keyed for linking."""
+
+    session_id: str
+    agents: dict[str, _AgentLines] = field(default_factory=dict)
+    shapes: dict[str, list[tuple[bytes, int]]] = field(default_factory=dict)
+    blob_sizes: dict[str, int] = field(default_factory=dict)  # sha256 hex -> estimate
+    results: dict[str, tuple[float | None, bool | None]] = field(default_factory=dict)
+    result_agent: dict[str, str] = field(default_factory=dict)  # agentId -> tool_use_id
+    meta_spawn: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    warmups: set[str] = field(default_factory=set)
+
+    def agent(self, agent_id: str) -> _AgentLines:
+        if agent_id not in self.agents:
+            self.agents[agent_id] = _AgentLines(agent_id)
+        return self.agents[agent_id]
+
+
+def _sha_hex(message: dict[str, Any]) -> tuple[str, int]:
+    data = canonical_json(message)
+    return hashlib.sha256(data).hexdigest(), estimate_tokens(data)
+
+
+def _unit_of(message: dict[str, Any]) -> tuple[bytes, int]:
+    data = canonical_json({"role": message.get("role"), "content": message.get("content")})
+    return unit_key(data), estimate_tokens(data)
+
+
+class _LineReader:
+    """Reads the lines of a session's files into :class:`_SessionLines`."""
+
+    def __init__(self, session: _SessionLines, issues: list[ImportIssue]) -> None:
+        self.s = session
+        self.issues = issues
+        self.sidechain_root: dict[str, str] = {}
+        self.sidechains = 0
+        self.skipped: dict[str, int] = {}
+
+    def read_file(self, path: Path, file_agent: str | None) -> None:
+        for lineno, rec in read_records(path, self.issues):
+            try:
+                self._line(rec, file_agent)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                self.issues.append(ImportIssue(str(path), lineno, f"unusable {rec.get('type')!r} line "
+                                               f"({type(exc).__name__}: {exc}); skipped"))
+        for kind, count in sorted(self.skipped.items()):
+            self.issues.append(ImportIssue(str(path), None,
+                                           f"{count} line(s) of unknown type {kind!r} skipped"))
+        self.skipped.clear()
+
+    def _agent_id(self, rec: dict[str, Any], file_agent: str | None) -> str:
+        if file_agent is not None:
+            return file_agent
+        if not rec.get("isSidechain"):
+            return MAIN
+        uuid, parent = rec.get("uuid"), rec.get("parentUuid")
+        root = self.sidechain_root.get(parent) if isinstance(parent, str) else None
+        if root is None:
+            self.sidechains += 1
+            root = f"sidechain-{self.sidechains}"
+        if isinstance(uuid, str):
+            self.sidechain_root[uuid] = root
+        return root
+
+    def _line(self, rec: dict[str, Any], file_agent: str | None) -> None:
+        kind = rec.get("type")
+        if kind == "api-request-shape":
+            self._shape(rec)
+        elif kind == "api-request-blob":
+            h, msg = rec["hash"], rec["message"]
+            self.s.blob_sizes[str(h)] = estimate_tokens(canonical_json(msg))
+        elif kind == "api-request":
+            self.s.agent(self._agent_id(rec, file_agent)).requests.append(rec)
+        elif kind == "assistant":
+            self._assistant(rec, self.s.agent(self._agent_id(rec, file_agent)))
+        elif kind == "user":
+            self._user(rec, self.s.agent(self._agent_id(rec, file_agent)))
+        elif kind not in _SKIPPED_TYPES:
+            self.skipped[str(kind)] = self.skipped.get(str(kind), 0) + 1
+
+    def _shape(self, rec: dict[str, Any]) -> None:
+        shape = rec["shape"]
+        units = [_plain_unit(t) for t in shape.get("tools") or ()]
+        units += [_plain_unit(b) for b in shape.get("system") or ()]
+        self.s.shapes[str(rec["shapeHash"])] = units
+
+    def _user(self, rec: dict[str, Any], agent: _AgentLines) -> None:
+        message = rec["message"]
+        t = parse_time(rec.get("timestamp"))
+        content = message.get("content")
+        if agent.root_text is None and rec.get("parentUuid") is None:
+            agent.root_text = _text_of(content)
+            if agent.root_text.strip() == "Warmup":
+                self.s.warmups.add(agent.agent_id)
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                self.s.results[str(block.get("tool_use_id"))] = (t, block.get("is_error"))
+        result = rec.get("toolUseResult")
+        if isinstance(result, dict) and isinstance(result.get("agentId"), str):
+            for block in content if isinstance(content, list) else ():
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    self.s.result_agent[result["agentId"]] = str(block.get("tool_use_id"))
+        self._known({"role": message.get("role", "user"), "content": content})
+        if _all_results(content):
+            # parallel tool results are separate lines but one message on the wire
+            agent.pending_results.extend(content)
+            if len(agent.pending_results) > len(content):
+                self._known({"role": "user", "content": list(agent.pending_results)})
+        self._node(rec, agent, _unit_of(message), t)
+
+    def _known(self, message: dict[str, Any]) -> None:
+        h, est = _sha_hex(message)
+        self.s.blob_sizes.setdefault(h, est)
+
+    def _assistant(self, rec: dict[str, Any], agent: _AgentLines) -> None:
+        message = rec["message"]
+        if message.get("model") == "<synthetic>":
+            self._node(rec, agent, None, parse_time(rec.get("timestamp")))
+            return
+        t = parse_time(rec.get("timestamp"))
+        mid, rid = message.get("id"), rec.get("requestId")
+        key = str(rec.get("requestRef") or (f"{mid}:{rid}" if mid else rec.get("uuid")))
+        resp = agent.responses.get(key)
+        if resp is None:
+            resp = _Response(rec.get("uuid"), rec.get("parentUuid"), None, t or 0.0,
+                             str(message.get("model") or "unknown"), None, 0, None, [], [],
+                             mid, rid)
+            agent.responses[key] = resp
+        resp.end_s = max(resp.end_s, t or 0.0)
+        usage = message.get("usage")
+        if isinstance(usage, dict):
+            resp.usage = usage
+            resp.output_tokens = max(resp.output_tokens, as_int(usage.get("output_tokens")))
+        resp.stop_reason = message.get("stop_reason") or resp.stop_reason
+        agent.pending_results.clear()
+        for block in message.get("content") or ():
+            if isinstance(block, dict):
+                resp.blocks.append(block)
+                resp.block_times.append(t or resp.end_s)
+        self._known({"role": "assistant", "content": message.get("content")})
+        if len(resp.blocks) > 1:
+            self._known({"role": "assistant", "content": list(resp.blocks)})
+        self._node(rec, agent, _unit_of(message), t)
+
+    def _node(self, rec: dict[str, Any], agent: _AgentLines,
+              unit: tuple[bytes, int] | None, t: float | None) -> None:
+        uuid = rec.get("uuid")
+        if isinstance(uuid, str):
+            parent = rec.get("parentUuid")
+            agent.nodes[uuid] = (parent if isinstance(parent, str) else None, unit, t)
+
+
+def _plain_unit(value: Any) -> tuple[bytes, int]:
+    data = canonical_json(_strip_cache_control(value))
+    return unit_key(data), estimate_tokens(data)
+
+
+def _strip_cache_control(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip_cache_control(v) for v in value]
+    return value
+
+
+def _all_results(content: Any) -> bool:
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = [b.get("text", "") for b in content or () if isinstance(b, dict)]
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+def _usage(raw: dict[str, Any] | None, output_tokens: int) -> Usage | None:
+    if raw is None:
+        return None
+    split = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
+    return Usage(
+        input_tokens=as_int(raw.get("input_tokens")),
+        cache_read_tokens=as_int(raw.get("cache_read_input_tokens")),
+        cache_creation_tokens=as_int(raw.get("cache_creation_input_tokens")),
+        output_tokens=output_tokens,
+        cache_creation_5m_tokens=as_int(split.get("ephemeral_5m_input_tokens")),
+        cache_creation_1h_tokens=as_int(split.get("ephemeral_1h_input_tokens")),
+    )
+
+
+def _tool_uses(resp: _Response) -> list[tuple[str, str, str, float]]:
+    return [
+        (str(b.get("id")), str(b.get("name")), canonical_json(b.get("input", {})).decode(), t)
+        for b, t in zip(resp.blocks, resp.block_times, strict=True)
+        if b.get("type") == "tool_use"
+    ]
+
+
+# --------------------------------------------------------------------------- calls per generation
+
+
+def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
+                   issues: list[ImportIssue]) -> list[_Call]:
+    messages: dict[str, list[str]] = {}
+    calls: list[_Call] = []
+    missing = 0
+    for req in agent.requests:
+        rid = str(req.get("id"))
+        base = req.get("base")
+        kept = messages.get(str(base), [])[: as_int(req.get("keep"))] if base else []
+        tail = [str(h) for h in req.get("tail") or ()]
+        messages[rid] = kept + tail
+        resp = agent.responses.get(rid)
+        start = parse_time(req.get("timestamp"))
+        if resp is None or start is None:
+            continue
+        shape = s.shapes.get(str(req.get("shapeHash")))
+        if shape is None:
+            issues.append(ImportIssue(path, None, f"request {rid}: shape "
+                                      f"{str(req.get('shapeHash'))[:12]} not found; system and "
+                                      "tools sized from usage"))
+            shape = [(unit_key(str(req.get("shapeHash")).encode()), None)]  # type: ignore[list-item]
+        units: list[tuple[bytes, int | None]] = list(shape)
+        for h in messages[rid]:
+            size = s.blob_sizes.get(h)
+            missing += size is None
+            units.append((bytes.fromhex(h)[:16] if _is_hex(h) else unit_key(h.encode()), size))
+        params = req.get("params") if isinstance(req.get("params"), dict) else {}
+        calls.append(_call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid))
+    if missing:
+        issues.append(ImportIssue(path, None, f"{missing} request message(s) of agent "
+                                  f"{agent.agent_id!r} not found in the transcript; sized from usage"))
+    return calls
+
+
+def _is_hex(h: str) -> bool:
+    try:
+        bytes.fromhex(h)
+    except ValueError:
+        return False
+    return len(h) >= 32
+
+
+def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[_Call]:
+    preamble = unit_key(f"legacy-preamble\0{s.session_id}\0{agent.agent_id}".encode())
+    calls: list[_Call] = []
+    for key, resp in agent.responses.items():
+        if resp.message_id and resp.request_id:
+            dedupe = f"{resp.message_id}:{resp.request_id}"
+            if dedupe in seen:
+                continue
+            seen.add(dedupe)
+        context, parent_time = _chain(agent, resp.parent_uuid)
+        start = parent_time if parent_time is not None else resp.end_s
+        units: list[tuple[bytes, int | None]] = [(preamble, None), *context]
+        calls.append(_call(agent.agent_id, resp, min(start, resp.end_s), units, resp.model,
+                           resp.request_id or key))
+    return calls
+
+
+def _chain(agent: _AgentLines, uuid: str | None) -> tuple[list[tuple[bytes, int | None]], float | None]:
+    units: list[tuple[bytes, int | None]] = []
+    first_time: float | None = None
+    guard = 0
+    while uuid is not None and uuid in agent.nodes and guard <= len(agent.nodes):
+        parent, unit, t = agent.nodes[uuid]
+        if first_time is None and t is not None:
+            first_time = t
+        if unit is not None:
+            units.append(unit)
+        uuid, guard = parent, guard + 1
+    units.reverse()
+    return units, first_time
+
+
+def _call(agent_id: str, resp: _Response, start: float, units: list[tuple[bytes, int | None]],
+          model: str, request_id: str | None) -> _Call:
+    return _Call(agent_id, start, max(start, resp.end_s), model, units,
+                 _usage(resp.usage, resp.output_tokens), resp.output_tokens, resp.stop_reason,
+                 request_id, _tool_uses(resp))
+
+
+# --------------------------------------------------------------------------- sizing and hashing
+
+
+class TokenBook:
+    """Sizes units once: a unit keeps the token count it got on first appearance.
+
+    A call's new units share what its reported prompt total leaves after its known units, in
+    proportion to their estimates; units of unknown size (``None``) take what the estimated ones
+    leave. Shared prefixes therefore keep equal sizes in every hop, and each hop's size equals
+    the API total whenever the request extends known ones.
+    """
+
+    def __init__(self) -> None:
+        self.shared: dict[bytes, int] = {}  # system/tool units, kept across sessions
+        self.local: dict[bytes, int] = {}  # message units, dropped after each session
+
+    def count(self, key: bytes) -> int | None:
+        return self.shared.get(key, self.local.get(key))
+
+    def size(self, units: list[tuple[bytes, int | None]], reported: int | None,
+             shared_keys: frozenset[bytes]) -> list[tuple[bytes, int]]:
+        known = 0
+        fresh: dict[bytes, int | None] = {}
+        for key, est in units:
+            n = self.count(key)
+            if n is not None:
+                known += n
+            elif key not in fresh:
+                fresh[key] = est
+        if fresh:
+            for key, n in _share(fresh, None if reported is None else reported - known).items():
+                (self.shared if key in shared_keys else self.local)[key] = n
+        return [(key, self.count(key) or 1) for key, _ in units]
+
+
+def _share(fresh: dict[bytes, int | None], budget: int | None) -> dict[bytes, int]:
+    keys = list(fresh)
+    estimated = {k: e for k, e in fresh.items() if e is not None}
+    opaque = [k for k in keys if fresh[k] is None]
+    if budget is None or budget < len(keys):
+        return {k: estimated.get(k, 1) for k in keys}
+    if not opaque:
+        return dict(zip(keys, scale_counts([fresh[k] or 1 for k in keys], budget), strict=True))
+    rest = budget - sum(estimated.values())
+    if rest < len(opaque):
+        weights = [fresh[k] or 1 for k in keys]
+        return dict(zip(keys, scale_counts(weights, budget), strict=True))
+    out = dict(estimated)
+    out.update(zip(opaque, scale_counts([1] * len(opaque), rest), strict=True))
+    return out
+
+
+def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
+          shared_keys: frozenset[bytes], block_size: int) -> list[Hop]:
+    hasher = PrefixHasher(block_size)
+    hops: list[Hop] = []
+    for index, call in enumerate(sorted(calls, key=lambda c: c.start_s)):
+        reported = None if call.usage is None else call.usage.prompt_tokens
+        units = book.size(call.units, reported, shared_keys)
+        hash_ids, shared = hasher.hash(units)
+        tools = tuple(ToolCall(tid, name, inp, t) for tid, name, inp, t in call.tool_uses)
+        hops.append(Hop(
+            hop_id=f"{session_id}/{agent_id}/{index}", session_id=session_id, agent_id=agent_id,
+            index=index, model=call.model, start_s=call.start_s, end_s=call.end_s,
+            prompt_tokens=sum(n for _, n in units), output_tokens=call.output_tokens,
+            shared_prefix_tokens=shared if index else 0, hash_ids=tuple(hash_ids), usage=call.usage,
+            tool_calls=tools, stop_reason=call.stop_reason, request_id=call.request_id,
+        ))
+    return hops
+
+
+# --------------------------------------------------------------------------- linking
+
+
+def _finish_tools(hops: list[Hop], s: _SessionLines) -> list[Hop]:
+    from dataclasses import replace
+
+    out = []
+    for hop in hops:
+        tools = tuple(
+            replace(t, ended_s=s.results.get(t.tool_use_id, (None, None))[0],
+                    is_error=_bool(s.results.get(t.tool_use_id, (None, None))[1]))
+            for t in hop.tool_calls
+        )
+        out.append(replace(hop, tool_calls=tools) if tools else hop)
+    return out
+
+
+def _bool(v: object) -> bool | None:
+    return v if isinstance(v, bool) else None
+
+
+def _agents(s: _SessionLines, by_agent: dict[str, list[Hop]]) -> list[Agent]:
+    spawner: dict[str, tuple[str, str, str | None]] = {}  # tool_use_id -> (agent, name, type)
+    prompts: list[tuple[str, str, str]] = []  # (prompt, tool_use_id, agent) of Task/Agent calls
+    for agent_id, hops in by_agent.items():
+        for hop in hops:
+            for t in hop.tool_calls:
+                if t.name in _SPAWN_TOOLS:
+                    inp = _loads(t.input_json)
+                    spawner[t.tool_use_id] = (agent_id, t.name, _opt_str(inp.get("subagent_type")))
+                    prompts.append((str(inp.get("prompt", "")), t.tool_use_id, agent_id))
+    agents = []
+    for agent_id in by_agent:
+        if agent_id == MAIN:
+            agents.append(Agent(s.session_id, MAIN))
+            continue
+        meta_tool, meta_type = s.meta_spawn.get(agent_id, (None, None))
+        tool_id = meta_tool or s.result_agent.get(agent_id) or _by_prompt(s, agent_id, prompts)
+        parent = spawner.get(tool_id) if tool_id else None
+        agent_type = meta_type or (parent[2] if parent else None)
+        if agent_id in s.warmups and parent is None:
+            agent_type = agent_type or "warmup"
+        agents.append(Agent(s.session_id, agent_id, agent_type, parent[0] if parent else None,
+                            tool_id if parent else None))
+    return agents
+
+
+def _by_prompt(s: _SessionLines, agent_id: str, prompts: list[tuple[str, str, str]]) -> str | None:
+    text = (s.agents[agent_id].root_text or "").strip()
+    for prompt, tool_id, _ in prompts:
+        if prompt.strip() and prompt.strip() == text:
+            prompts.remove((prompt, tool_id, _))
+            return tool_id
+    return None
+
+
+def _loads(text: str) -> dict[str, Any]:
+    import orjson
+
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _opt_str(v: object) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _edges(s: _SessionLines, agents: list[Agent], by_agent: dict[str, list[Hop]]) -> list[Edge]:
+    edges: list[Edge] = []
+    for hops in by_agent.values():
+        for a, b in zip(hops, hops[1:], strict=False):
+            edges.append(Edge(a.hop_id, b.hop_id, EdgeKind.SEQUENCE, _gap(a, b), b.new_tokens))
+    for agent in agents:
+        child = by_agent.get(agent.agent_id)
+        parent = by_agent.get(agent.parent_agent_id or "")
+        if not child or not parent or agent.spawn_tool_use_id is None:
+            continue
+        src = next((h for h in parent if any(t.tool_use_id == agent.spawn_tool_use_id
+                                             for t in h.tool_calls)), None)
+        if src is not None:
+            edges.append(Edge(src.hop_id, child[0].hop_id, EdgeKind.SPAWN, _gap(src, child[0]),
+                              child[0].prompt_tokens))
+        done = s.results.get(agent.spawn_tool_use_id, (None, None))[0]
+        ready = done if done is not None else child[-1].end_s
+        dst = next((h for h in parent if h.start_s >= ready and (src is None or h.index > src.index)), None)
+        if dst is not None:
+            edges.append(Edge(child[-1].hop_id, dst.hop_id, EdgeKind.JOIN, _gap(child[-1], dst), 0))
+    return edges
+
+
+def _gap(a: Hop, b: Hop) -> float:
+    return max(0.0, b.start_s - a.end_s)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+class ClaudeCodeImporter:
+    """Imports sessions one at a time; keeps only the sizes of shared system/tool units."""
+
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+        self.block_size = block_size
+        self.book = TokenBook()
+        self.seen_calls: set[str] = set()
+
+    def sessions(self, paths: Iterable[Path], issues: list[ImportIssue]) -> Iterator[Trace]:
+        for files in discover(paths, issues):
+            part = self.session(files, issues)
+            if part.hop_list:
+                yield part
+
+    def session(self, files: SessionFiles, issues: list[ImportIssue]) -> Trace:
+        s = _SessionLines(files.session_id)
+        reader = _LineReader(s, issues)
+        if files.main is not None:
+            reader.read_file(files.main, None)
+        for agent_file, meta in files.agents:
+            agent_id = agent_file.stem.removeprefix("agent-")
+            s.agent(agent_id)
+            reader.read_file(agent_file, agent_id)
+            if meta is not None:
+                s.meta_spawn[agent_id] = _read_meta(meta, issues)
+        if files.main is not None and not files.main.is_file():
+            issues.append(ImportIssue(str(files.main), None, "session file missing"))
+        return self._build(s, str(files.main or files.agents[0][0]), issues)
+
+    def _build(self, s: _SessionLines, path: str, issues: list[ImportIssue]) -> Trace:
+        shared_keys = frozenset(k for units in s.shapes.values() for k, _ in units)
+        by_agent: dict[str, list[Hop]] = {}
+        for agent in s.agents.values():
+            calls = (_current_calls(s, agent, path, issues) if agent.requests
+                     else _legacy_calls(s, agent, self.seen_calls))
+            hops = _finish_tools(_hops(s.session_id, agent.agent_id, calls, self.book,
+                                       shared_keys, self.block_size), s)
+            if hops:
+                by_agent[agent.agent_id] = hops
+        self.book.local.clear()
+        agents = _agents(s, by_agent)
+        for agent in agents:
+            if agent.agent_id != MAIN and agent.parent_agent_id is None and agent.agent_type != "warmup":
+                issues.append(ImportIssue(path, None, f"sub-agent {agent.agent_id!r}: no spawning "
+                                          "tool call found; imported without spawn/join edges"))
+        edges = _edges(s, agents, by_agent)
+        hops = sorted((h for hs in by_agent.values() for h in hs),
+                      key=lambda h: (h.start_s, h.agent_id != MAIN, h.agent_id, h.index))
+        return Trace(tuple(hops), tuple(edges), tuple(agents), self.block_size)
+
+
+def _read_meta(path: Path, issues: list[ImportIssue]) -> tuple[str | None, str | None]:
+    import orjson
+
+    try:
+        meta = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        issues.append(ImportIssue(str(path), None, f"unreadable sub-agent meta ({exc}); ignored"))
+        return None, None
+    if not isinstance(meta, dict):
+        return None, None
+    return _opt_str(meta.get("toolUseId")), _opt_str(meta.get("agentType"))
+
+
+def looks_like_claude_code(record: dict[str, Any]) -> bool:
+    """Whether a first JSON line looks like a Claude Code transcript line."""
+    return "sessionId" in record or record.get("type") in {"user", "assistant", "summary",
+                                                          "queue-operation", "api-request"}

@@ -1,0 +1,95 @@
+"""Tolerant JSONL reading shared by the importers: bad lines become issues, never exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentgraph.errors import ImportIssue
+
+
+def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each JSON object line; report every other line."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        issues.append(ImportIssue(str(path), None, f"cannot open: {exc.strerror or exc}"))
+        return
+    with f:
+        pending: tuple[int, bytes] | None = None
+        for lineno, raw in enumerate(f, 1):
+            if pending is not None:
+                _report_bad(path, *pending, issues, last=False)
+                pending = None
+            if not raw.strip():
+                continue
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pending = (lineno, raw)
+                continue
+            if isinstance(rec, dict):
+                yield lineno, rec
+            else:
+                issues.append(ImportIssue(str(path), lineno, f"expected a JSON object, got {_kind(rec)}"))
+        if pending is not None:
+            _report_bad(path, *pending, issues, last=True)
+
+
+def first_record(path: Path) -> dict[str, Any] | None:
+    """The first JSON object line of a file, or None (no issue is reported)."""
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                if raw.strip():
+                    try:
+                        rec = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        return None
+                    return rec if isinstance(rec, dict) else None
+    except OSError:
+        return None
+    return None
+
+
+def _report_bad(path: Path, lineno: int, raw: bytes, issues: list[ImportIssue], *, last: bool) -> None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"line is not valid UTF-8 (byte {exc.start}); skipped"
+    else:
+        if last and not raw.endswith(b"\n"):
+            message = "truncated last line (no newline, incomplete JSON); skipped"
+        else:
+            message = "invalid JSON; skipped"
+    issues.append(ImportIssue(str(path), lineno, message))
+
+
+def _kind(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean"}.get(type(value), "null")
+
+
+def parse_time(value: object) -> float | None:
+    """Seconds since the epoch from an ISO-8601 timestamp (``...Z`` accepted), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def as_int(value: object) -> int:
+    """A token count field: ints (and integral floats) as is, anything else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0
