@@ -7,6 +7,7 @@ path through its DAG, counting both.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -145,7 +146,7 @@ def _critical_sets(trace: Trace) -> tuple[set[str], set[tuple[str, str]]]:
     edges: set[tuple[str, str]] = set()
     for path, _ in session_critical_paths(trace).values():
         nodes.update(path)
-        edges.update(zip(path, path[1:], strict=False))
+        edges.update(pairwise(path))
     return nodes, edges
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ class _AgentLines:
 
     agent_id: str
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: set[str] = field(default_factory=set)
     responses: dict[str, _Response] = field(default_factory=dict)  # call key -> response
     nodes: dict[str, tuple[str | None, tuple[bytes, int] | None, float | None]] = field(
         default_factory=dict)  # uuid -> (parent uuid, unit, time)
@@ -228,7 +230,11 @@ class _LineReader:
             h, msg = rec["hash"], rec["message"]
             self.s.blob_sizes[str(h)] = estimate_tokens(canonical_json(msg))
         elif kind == "api-request":
-            self.s.agent(self._agent_id(rec, file_agent)).requests.append(rec)
+            _check_request(rec)
+            agent = self.s.agent(self._agent_id(rec, file_agent))
+            if rec["id"] not in agent.request_ids:
+                agent.request_ids.add(rec["id"])
+                agent.requests.append(rec)
         elif kind == "assistant":
             self._assistant(rec, self.s.agent(self._agent_id(rec, file_agent)))
         elif kind == "user":
@@ -308,6 +314,16 @@ class _LineReader:
             agent.nodes[uuid] = (parent if isinstance(parent, str) else None, unit, t)
 
 
+def _check_request(rec: dict[str, Any]) -> None:
+    tail, keep = rec.get("tail"), rec.get("keep", 0)
+    if not isinstance(rec.get("id"), str):
+        raise ValueError("'id' must be a string")
+    if not isinstance(tail, list) or not all(isinstance(h, str) for h in tail):
+        raise ValueError("'tail' must be a list of hash strings")
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        raise ValueError("'keep' must be a non-negative integer")
+
+
 def _plain_unit(value: Any) -> tuple[bytes, int]:
     data = canonical_json(_strip_cache_control(value))
     return unit_key(data), estimate_tokens(data)
@@ -336,7 +352,8 @@ def _text_of(content: Any) -> str:
 def _usage(raw: dict[str, Any] | None, output_tokens: int) -> Usage | None:
     if raw is None:
         return None
-    split = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
+    split_raw = raw.get("cache_creation")
+    split: dict[str, Any] = split_raw if isinstance(split_raw, dict) else {}
     return Usage(
         input_tokens=as_int(raw.get("input_tokens")),
         cache_read_tokens=as_int(raw.get("cache_read_input_tokens")),
@@ -362,7 +379,7 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
                    issues: list[ImportIssue]) -> list[_Call]:
     messages: dict[str, list[str]] = {}
     calls: list[_Call] = []
-    missing = 0
+    missing: set[str] = set()
     for req in agent.requests:
         rid = str(req.get("id"))
         base = req.get("base")
@@ -382,12 +399,14 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
         units: list[tuple[bytes, int | None]] = list(shape)
         for h in messages[rid]:
             size = s.blob_sizes.get(h)
-            missing += size is None
+            if size is None:
+                missing.add(h)
             units.append((bytes.fromhex(h)[:16] if _is_hex(h) else unit_key(h.encode()), size))
-        params = req.get("params") if isinstance(req.get("params"), dict) else {}
+        params_raw = req.get("params")
+        params: dict[str, Any] = params_raw if isinstance(params_raw, dict) else {}
         calls.append(_call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid))
     if missing:
-        issues.append(ImportIssue(path, None, f"{missing} request message(s) of agent "
+        issues.append(ImportIssue(path, None, f"{len(missing)} request message(s) of agent "
                                   f"{agent.agent_id!r} not found in the transcript; sized from usage"))
     return calls
 
@@ -580,7 +599,7 @@ def _opt_str(v: object) -> str | None:
 def _edges(s: _SessionLines, agents: list[Agent], by_agent: dict[str, list[Hop]]) -> list[Edge]:
     edges: list[Edge] = []
     for hops in by_agent.values():
-        for a, b in zip(hops, hops[1:], strict=False):
+        for a, b in pairwise(hops):
             edges.append(Edge(a.hop_id, b.hop_id, EdgeKind.SEQUENCE, _gap(a, b), b.new_tokens))
     for agent in agents:
         child = by_agent.get(agent.agent_id)
@@ -648,10 +667,14 @@ class ClaudeCodeImporter:
                 by_agent[agent.agent_id] = hops
         self.book.local.clear()
         agents = _agents(s, by_agent)
-        for agent in agents:
-            if agent.agent_id != MAIN and agent.parent_agent_id is None and agent.agent_type != "warmup":
-                issues.append(ImportIssue(path, None, f"sub-agent {agent.agent_id!r}: no spawning "
+        for a in agents:
+            if a.agent_id != MAIN and a.parent_agent_id is None and a.agent_type != "warmup":
+                issues.append(ImportIssue(path, None, f"sub-agent {a.agent_id!r}: no spawning "
                                           "tool call found; imported without spawn/join edges"))
+        for agent_id, tool_id in sorted(s.result_agent.items()):
+            if agent_id not in by_agent:
+                issues.append(ImportIssue(path, None, f"sub-agent {agent_id!r} (tool call "
+                                          f"{tool_id}) has no transcript; its hops are missing"))
         edges = _edges(s, agents, by_agent)
         hops = sorted((h for hs in by_agent.values() for h in hs),
                       key=lambda h: (h.start_s, h.agent_id != MAIN, h.agent_id, h.index))

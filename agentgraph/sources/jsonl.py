@@ -15,7 +15,7 @@ from agentgraph.errors import ImportIssue
 def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, object)`` for each JSON object line; report every other line."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below; open errors are reported
     except OSError as exc:
         issues.append(ImportIssue(str(path), None, f"cannot open: {exc.strerror or exc}"))
         return

@@ -1,0 +1,166 @@
+"""Damaged transcripts: a warning naming file and line, and everything else still imported."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agentgraph.cli import main
+from agentgraph.sources import import_paths
+from tests.cc_synth import SID, SUB, write_demo_session
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_demo_session(tmp_path / "projects")
+
+
+def _main_file(project: Path) -> Path:
+    return project / f"{SID}.jsonl"
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _issues(project: Path) -> list[str]:
+    return [str(i) for i in import_paths([project]).issues]
+
+
+def test_truncated_last_line(project: Path) -> None:
+    """A torn last line (a crash mid-write) is reported; the hops before it survive."""
+    f = _main_file(project)
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) - 40])
+    result = import_paths([project])
+    n = len(_lines(f))
+    assert [str(i) for i in result.issues] == [
+        f"{f}:{n}: truncated last line (no newline, incomplete JSON); skipped"]
+    assert len(result.trace) == 4  # the last main call lost its only assistant line
+
+
+def test_invalid_json_line_in_the_middle(project: Path) -> None:
+    """A garbled line is skipped with its line number; the lines after it still count."""
+    f = _main_file(project)
+    lines = _lines(f)
+    lines.insert(3, b'{"type": "user", "message": \n')
+    f.write_bytes(b"".join(lines))
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [f"{f}:4: invalid JSON; skipped"]
+    assert len(result.trace) == 5
+
+
+def test_non_utf8_bytes(project: Path) -> None:
+    """Bytes that are not UTF-8 make their line unreadable, nothing else."""
+    f = _main_file(project)
+    lines = _lines(f)
+    lines.insert(2, b'{"type": "user", "x": "\xff\xfe"}\n')
+    f.write_bytes(b"".join(lines))
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [f"{f}:3: line is not valid UTF-8 (byte 23); skipped"]
+    assert len(result.trace) == 5
+
+
+def test_wrong_field_types(project: Path) -> None:
+    """A line whose fields have the wrong types is skipped with the reason."""
+    f = _main_file(project)
+    lines = _lines(f)
+    first_request = next(i for i, raw in enumerate(lines) if b'"api-request"' in raw)
+    rec = orjson.loads(lines[first_request])
+    rec["tail"] = "not-a-list"
+    lines[first_request] = orjson.dumps(rec) + b"\n"
+    lines.append(orjson.dumps({"type": "assistant", "message": "oops"}) + b"\n")
+    f.write_bytes(b"".join(lines))
+    issues = _issues(project)
+    assert issues == [
+        f"{f}:{first_request + 1}: unusable 'api-request' line (ValueError: 'tail' must be a "
+        "list of hash strings); skipped",
+        f"{f}:{len(lines)}: unusable 'assistant' line (AttributeError: 'str' object has no "
+        "attribute 'get'); skipped",
+    ]
+
+
+def test_unknown_line_types_are_counted(project: Path) -> None:
+    """Unknown line types are skipped with one counted warning per file."""
+    f = _main_file(project)
+    extra = b"".join(orjson.dumps({"type": "from-the-future", "n": i}) + b"\n" for i in range(3))
+    f.write_bytes(f.read_bytes() + extra)
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [f"{f}: 3 line(s) of unknown type 'from-the-future' skipped"]
+    assert len(result.trace) == 5
+
+
+def test_missing_blob_is_sized_from_usage(project: Path) -> None:
+    """A request message with no blob still has its hash (prefix structure) and usage size."""
+    f = _main_file(project)
+    f.write_bytes(b"".join(raw for raw in _lines(f) if b'"api-request-blob"' not in raw))
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [
+        f"{f}: 1 request message(s) of agent 'main' not found in the transcript; sized from usage"]
+    assert [h.prompt_tokens for h in result.trace if h.agent_id == "main"] == [3000, 3300, 3900]
+
+
+def test_missing_subagent_file(project: Path) -> None:
+    """A sub-agent whose file is gone is reported; the parent's hops stay."""
+    (project / SID / "subagents" / f"agent-{SUB}.jsonl").unlink()
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [
+        f"{_main_file(project)}: sub-agent '{SUB}' (tool call toolu_m1) has no transcript; "
+        "its hops are missing"]
+    assert len(result.trace) == 3
+
+
+def test_nothing_usable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """import exits 2 with a clear message when no source yields a hop, and writes no file."""
+    bad = tmp_path / "x.jsonl"
+    bad.write_bytes(b'{"type": "user"\n')
+    out = tmp_path / "out.trace"
+    assert main(["import", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"warning: {bad}:1: truncated last line" not in err  # it ends with a newline
+    assert f"warning: {bad}:1: invalid JSON; skipped" in err
+    assert f"agentgraph: error: no usable hop found in {bad}" in err
+    assert not out.exists()
+
+
+MUTATIONS = ("truncate", "flip", "drop_line", "dup_line", "garbage", "swap_lines")
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    kind = rng.choice(MUTATIONS)
+    if not data:
+        return b"\x00garbage"
+    lines = data.splitlines(keepends=True)
+    i = rng.randrange(len(lines))
+    if kind == "truncate":
+        return data[: rng.randrange(len(data))]
+    if kind == "flip":
+        pos = rng.randrange(len(data))
+        return data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1 :]
+    if kind == "drop_line":
+        del lines[i]
+    elif kind == "dup_line":
+        lines.insert(i, lines[i])
+    elif kind == "garbage":
+        lines.insert(i, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 60))) + b"\n")
+    else:
+        j = rng.randrange(len(lines))
+        lines[i], lines[j] = lines[j], lines[i]
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_fuzzed_copies_never_crash(project: Path, seed: int) -> None:
+    """Random corruption of the files: no exception, never more hops, every issue names a file."""
+    rng = random.Random(seed)
+    files = sorted(p for p in project.rglob("*") if p.is_file())
+    for _ in range(rng.randrange(1, 4)):
+        f = rng.choice(files)
+        f.write_bytes(_mutate(f.read_bytes(), rng))
+    result = import_paths([project])
+    assert len(result.trace) <= 5
+    for issue in result.issues:
+        assert issue.path.startswith(str(project))
