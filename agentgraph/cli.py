@@ -190,7 +190,8 @@ def _print_tables(trace: Trace, out: IO[str]) -> None:
         for h in hops:
             u = h.usage
             kind = agent_names.get((sid, h.agent_id))
-            agent = h.agent_id if h.agent_id == "main" else f"{h.agent_id[:10]}({kind or '?'})"
+            short = h.agent_id if len(h.agent_id) <= 16 else h.agent_id[:10]
+            agent = short if kind is None else f"{short}({kind})"
             rows.append((
                 str(h.index), agent, str(h.prompt_tokens), str(h.shared_prefix_tokens),
                 str(h.new_tokens), "-" if u is None else str(u.cache_read_tokens),

@@ -258,7 +258,8 @@ class _LineReader:
                 self.s.warmups.add(agent.agent_id)
         for block in content if isinstance(content, list) else ():
             if isinstance(block, dict) and block.get("type") == "tool_result":
-                self.s.results[str(block.get("tool_use_id"))] = (t, block.get("is_error"))
+                # the API's default: a tool_result without is_error is a success
+                self.s.results[str(block.get("tool_use_id"))] = (t, block.get("is_error") is True)
         result = rec.get("toolUseResult")
         if isinstance(result, dict) and isinstance(result.get("agentId"), str):
             for block in content if isinstance(content, list) else ():

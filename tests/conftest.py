@@ -1,0 +1,46 @@
+"""Shared fixtures: the real Claude Code CLI and a runner bound to it (see ``realcli.py``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.realcli import (
+    DEFAULT_TOOLS,
+    ClaudeRun,
+    ClaudeSession,
+    CliUnavailable,
+    install_claude_cli,
+    run_claude,
+)
+
+SKIP_ENV = "AGENTGRAPH_SKIP_REALCLI"
+
+
+@pytest.fixture(scope="session")
+def claude_cli() -> Path:
+    """Path of the pinned ``claude`` binary; installs it with npm into the cache on first use.
+
+    Fails when the CLI cannot be installed, unless ``AGENTGRAPH_SKIP_REALCLI=1`` (then skips).
+    """
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: real Claude Code CLI tests skipped")
+    try:
+        return install_claude_cli()
+    except CliUnavailable as exc:
+        reason = str(exc)
+    pytest.fail(f"real Claude Code CLI unavailable: {reason}", pytrace=False)
+
+
+@pytest.fixture
+def claude_session(claude_cli: Path, tmp_path: Path) -> ClaudeSession:
+    """``claude_session(script, prompt, allowed_tools=...)`` runs the CLI once in ``tmp_path``."""
+
+    def run(script: Mapping[str, Any], prompt: str, allowed_tools: Sequence[str] = DEFAULT_TOOLS) -> ClaudeRun:
+        return run_claude(claude_cli, script, prompt, tmp_path, allowed_tools)
+
+    return run
