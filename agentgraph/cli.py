@@ -36,11 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(args)
         return result
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (AgentgraphError, OSError) as exc:
         print(f"agentgraph: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        return EXIT_OK
     except Exception:  # an internal bug: say so, with the traceback for the report
         traceback.print_exc()
         print("agentgraph: internal error (a bug; please report it with the traceback above)",
