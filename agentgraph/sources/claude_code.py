@@ -672,8 +672,10 @@ class ClaudeCodeImporter:
             if a.agent_id != MAIN and a.parent_agent_id is None and a.agent_type != "warmup":
                 issues.append(ImportIssue(path, None, f"sub-agent {a.agent_id!r}: no spawning "
                                           "tool call found; imported without spawn/join edges"))
+        emitted = {t.tool_use_id for hops in by_agent.values() for h in hops for t in h.tool_calls}
         for agent_id, tool_id in sorted(s.result_agent.items()):
-            if agent_id not in by_agent:
+            # a resumed session's copied history names sub-agents of the original session
+            if agent_id not in by_agent and tool_id in emitted:
                 issues.append(ImportIssue(path, None, f"sub-agent {agent_id!r} (tool call "
                                           f"{tool_id}) has no transcript; its hops are missing"))
         edges = _edges(s, agents, by_agent)
