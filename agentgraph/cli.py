@@ -17,7 +17,6 @@ from typing import IO, Any
 
 import orjson
 
-from agentgraph import graph as graphmod
 from agentgraph import traceio
 from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
 from agentgraph.model import Trace
@@ -165,6 +164,8 @@ INSPECT_COLUMNS = ("hop", "agent", "prompt", "shared", "new", "cache_rd", "cache
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from agentgraph import graph as graphmod  # networkx loads only for commands that need it
+
     trace = _load_any(args.trace, args.session)
     if args.json:
         sessions = {}
@@ -179,6 +180,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _print_tables(trace: Trace, out: IO[str]) -> None:
+    from agentgraph import graph as graphmod
+
     makespans = graphmod.session_critical_paths(trace)
     agent_names = {(a.session_id, a.agent_id): a.agent_type for a in trace.agents}
     for sid in trace.sessions():
@@ -207,6 +210,8 @@ def _print_tables(trace: Trace, out: IO[str]) -> None:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
+    from agentgraph import graph as graphmod
+
     trace = _load_any(args.trace, args.session)
     renderers: dict[str, Callable[[Trace], str]] = {
         "dot": graphmod.to_dot,

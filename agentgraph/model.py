@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, coarsen
 
 if TYPE_CHECKING:
     import networkx as nx
+    import polars as pl
 
 
 class EdgeKind(StrEnum):
@@ -132,42 +131,6 @@ class Edge:
     added_tokens: int = 0
 
 
-HOPS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "hop_id": pl.String,
-    "session_id": pl.String,
-    "agent_id": pl.String,
-    "index": pl.Int64,
-    "model": pl.String,
-    "start_s": pl.Float64,
-    "end_s": pl.Float64,
-    "latency_s": pl.Float64,
-    "prompt_tokens": pl.Int64,
-    "shared_prefix_tokens": pl.Int64,
-    "new_tokens": pl.Int64,
-    "output_tokens": pl.Int64,
-    "api_input_tokens": pl.Int64,
-    "api_cache_read_tokens": pl.Int64,
-    "api_cache_creation_tokens": pl.Int64,
-    "n_blocks": pl.Int64,
-    "tool_calls": pl.Int64,
-    "tools": pl.List(pl.String),
-    "tool_wait_s": pl.Float64,
-    "stop_reason": pl.String,
-}
-"""Schema of :meth:`Trace.hops`; API usage columns are null where the source had none."""
-
-TOOL_CALLS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "hop_id": pl.String,
-    "session_id": pl.String,
-    "agent_id": pl.String,
-    "tool_use_id": pl.String,
-    "name": pl.String,
-    "input_bytes": pl.Int64,
-    "duration_s": pl.Float64,
-    "is_error": pl.Boolean,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Trace:
     """Hops, agents and edges of one or more sessions, at one block size."""
@@ -189,18 +152,22 @@ class Trace:
         return list(dict.fromkeys(h.session_id for h in self.hop_list))
 
     def hops(self) -> pl.DataFrame:
-        """One row per hop, schema :data:`HOPS_SCHEMA`."""
-        return pl.DataFrame([_hop_row(h) for h in self.hop_list], schema=HOPS_SCHEMA, orient="row")
+        """One row per hop, schema :data:`agentgraph.frames.HOPS_SCHEMA`."""
+        from agentgraph.frames import HOPS_SCHEMA, frame
+
+        return frame([_hop_row(h) for h in self.hop_list], HOPS_SCHEMA)
 
     def tool_calls(self) -> pl.DataFrame:
-        """One row per tool call, schema :data:`TOOL_CALLS_SCHEMA`."""
+        """One row per tool call, schema :data:`agentgraph.frames.TOOL_CALLS_SCHEMA`."""
+        from agentgraph.frames import TOOL_CALLS_SCHEMA, frame
+
         rows = [
             (h.hop_id, h.session_id, h.agent_id, t.tool_use_id, t.name, t.input_bytes,
              t.duration_s, t.is_error)
             for h in self.hop_list
             for t in h.tool_calls
         ]
-        return pl.DataFrame(rows, schema=TOOL_CALLS_SCHEMA, orient="row")
+        return frame(rows, TOOL_CALLS_SCHEMA)
 
     def graph(self) -> nx.DiGraph[str]:
         """The call graph: one node per hop (attributes of the hop), one edge per dependency."""

@@ -176,16 +176,6 @@ class _SessionLines:
         return self.agents[agent_id]
 
 
-def _sha_hex(message: dict[str, Any]) -> tuple[str, int]:
-    data = canonical_json(message)
-    return hashlib.sha256(data).hexdigest(), estimate_tokens(data)
-
-
-def _unit_of(message: dict[str, Any]) -> tuple[bytes, int]:
-    data = canonical_json({"role": message.get("role"), "content": message.get("content")})
-    return unit_key(data), estimate_tokens(data)
-
-
 class _LineReader:
     """Reads the lines of a session's files into :class:`_SessionLines`."""
 
@@ -265,17 +255,21 @@ class _LineReader:
             for block in content if isinstance(content, list) else ():
                 if isinstance(block, dict) and block.get("type") == "tool_result":
                     self.s.result_agent[result["agentId"]] = str(block.get("tool_use_id"))
-        self._known({"role": message.get("role", "user"), "content": content})
+        unit = self._known({"role": message.get("role", "user"), "content": content})
         if _all_results(content):
             # parallel tool results are separate lines but one message on the wire
             agent.pending_results.extend(content)
             if len(agent.pending_results) > len(content):
                 self._known({"role": "user", "content": list(agent.pending_results)})
-        self._node(rec, agent, _unit_of(message), t)
+        self._node(rec, agent, unit, t)
 
-    def _known(self, message: dict[str, Any]) -> None:
-        h, est = _sha_hex(message)
-        self.s.blob_sizes.setdefault(h, est)
+    def _known(self, message: dict[str, Any]) -> tuple[bytes, int]:
+        """Record a transcript message's SHA-256 (as tail hashes name it); return its unit."""
+        data = canonical_json(message)
+        digest = hashlib.sha256(data).digest()
+        est = estimate_tokens(data)
+        self.s.blob_sizes.setdefault(digest.hex(), est)
+        return digest[:16], est
 
     def _assistant(self, rec: dict[str, Any], agent: _AgentLines) -> None:
         message = rec["message"]
@@ -302,10 +296,10 @@ class _LineReader:
             if isinstance(block, dict):
                 resp.blocks.append(block)
                 resp.block_times.append(t or resp.end_s)
-        self._known({"role": "assistant", "content": message.get("content")})
+        unit = self._known({"role": "assistant", "content": message.get("content")})
         if len(resp.blocks) > 1:
             self._known({"role": "assistant", "content": list(resp.blocks)})
-        self._node(rec, agent, _unit_of(message), t)
+        self._node(rec, agent, unit, t)
 
     def _node(self, rec: dict[str, Any], agent: _AgentLines,
               unit: tuple[bytes, int] | None, t: float | None) -> None:
@@ -422,6 +416,7 @@ def _is_hex(h: str) -> bool:
 
 def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[_Call]:
     preamble = unit_key(f"legacy-preamble\0{s.session_id}\0{agent.agent_id}".encode())
+    chains = _ChainCache(agent)
     calls: list[_Call] = []
     for key, resp in agent.responses.items():
         if resp.message_id and resp.request_id:
@@ -429,7 +424,7 @@ def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[
             if dedupe in seen:
                 continue
             seen.add(dedupe)
-        context, parent_time = _chain(agent, resp.parent_uuid)
+        context, parent_time = chains.context(resp.parent_uuid)
         start = parent_time if parent_time is not None else resp.end_s
         units: list[tuple[bytes, int | None]] = [(preamble, None), *context]
         calls.append(_call(agent.agent_id, resp, min(start, resp.end_s), units, resp.model,
@@ -437,19 +432,45 @@ def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[
     return calls
 
 
-def _chain(agent: _AgentLines, uuid: str | None) -> tuple[list[tuple[bytes, int | None]], float | None]:
-    units: list[tuple[bytes, int | None]] = []
-    first_time: float | None = None
-    guard = 0
-    while uuid is not None and uuid in agent.nodes and guard <= len(agent.nodes):
-        parent, unit, t = agent.nodes[uuid]
-        if first_time is None and t is not None:
-            first_time = t
-        if unit is not None:
-            units.append(unit)
-        uuid, guard = parent, guard + 1
-    units.reverse()
-    return units, first_time
+class _ChainCache:
+    """Materializes ``parentUuid`` chains, re-using the last one: a call's context usually
+    continues the previous call's, so each line is walked about once per session."""
+
+    def __init__(self, agent: _AgentLines) -> None:
+        self.nodes = agent.nodes
+        self.uuids: list[str] = []  # the last materialized chain, root first
+        self.units: list[tuple[bytes, int | None]] = []
+        self.units_before: list[int] = []  # len(units) up to and including uuids[i]
+        self.pos: dict[str, int] = {}
+
+    def context(self, uuid: str | None) -> tuple[list[tuple[bytes, int | None]], float | None]:
+        """The units of the chain ending at ``uuid`` (root first) and the nearest line time."""
+        walked: list[str] = []
+        cursor, seen = uuid, set()
+        while cursor is not None and cursor in self.nodes and cursor not in self.pos and cursor not in seen:
+            seen.add(cursor)
+            walked.append(cursor)
+            cursor = self.nodes[cursor][0]
+        keep = self.pos[cursor] + 1 if cursor is not None and cursor in self.pos else 0
+        for dropped in self.uuids[keep:]:
+            del self.pos[dropped]
+        del self.uuids[keep:], self.units_before[keep:]
+        del self.units[self.units_before[-1] if keep else 0 :]
+        for node in reversed(walked):
+            unit = self.nodes[node][1]
+            if unit is not None:
+                self.units.append(unit)
+            self.pos[node] = len(self.uuids)
+            self.uuids.append(node)
+            self.units_before.append(len(self.units))
+        return list(self.units), self._time(uuid)
+
+    def _time(self, uuid: str | None) -> float | None:
+        for node in reversed(self.uuids if uuid is not None else ()):
+            t = self.nodes[node][2]
+            if t is not None:
+                return t
+        return None
 
 
 def _call(agent_id: str, resp: _Response, start: float, units: list[tuple[bytes, int | None]],
@@ -511,44 +532,49 @@ def _share(fresh: dict[bytes, int | None], budget: int | None) -> dict[bytes, in
     return out
 
 
+class _AgentSizer:
+    """Sizes one agent's successive requests, re-using the sized prefix it shares with the last."""
+
+    def __init__(self, book: TokenBook, shared_keys: frozenset[bytes]) -> None:
+        self.book, self.shared_keys = book, shared_keys
+        self.raw: list[tuple[bytes, int | None]] = []
+        self.sized: list[tuple[bytes, int]] = []
+        self.total = 0
+
+    def size(self, units: list[tuple[bytes, int | None]], reported: int | None) -> list[tuple[bytes, int]]:
+        n = len(self.raw)
+        if not (n and len(units) >= n and units[:n] == self.raw):
+            n, self.sized, self.total = 0, [], 0
+        tail = self.book.size(units[n:], None if reported is None else reported - self.total,
+                              self.shared_keys)
+        self.raw, self.sized = units, self.sized + tail
+        self.total += sum(c for _, c in tail)
+        return self.sized
+
+
 def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
-          shared_keys: frozenset[bytes], block_size: int) -> list[Hop]:
+          shared_keys: frozenset[bytes], block_size: int,
+          results: dict[str, tuple[float | None, bool | None]]) -> list[Hop]:
     hasher = PrefixHasher(block_size)
+    sizer = _AgentSizer(book, shared_keys)
     hops: list[Hop] = []
     for index, call in enumerate(sorted(calls, key=lambda c: c.start_s)):
         reported = None if call.usage is None else call.usage.prompt_tokens
-        units = book.size(call.units, reported, shared_keys)
+        units = sizer.size(call.units, reported)
         hash_ids, shared = hasher.hash(units)
-        tools = tuple(ToolCall(tid, name, inp, t) for tid, name, inp, t in call.tool_uses)
+        tools = tuple(ToolCall(tid, name, inp, t, *results.get(tid, (None, None)))
+                      for tid, name, inp, t in call.tool_uses)
         hops.append(Hop(
             hop_id=f"{session_id}/{agent_id}/{index}", session_id=session_id, agent_id=agent_id,
             index=index, model=call.model, start_s=call.start_s, end_s=call.end_s,
-            prompt_tokens=sum(n for _, n in units), output_tokens=call.output_tokens,
-            shared_prefix_tokens=shared if index else 0, hash_ids=tuple(hash_ids), usage=call.usage,
+            prompt_tokens=sizer.total, output_tokens=call.output_tokens,
+            shared_prefix_tokens=shared if index else 0, hash_ids=hash_ids, usage=call.usage,
             tool_calls=tools, stop_reason=call.stop_reason, request_id=call.request_id,
         ))
     return hops
 
 
 # --------------------------------------------------------------------------- linking
-
-
-def _finish_tools(hops: list[Hop], s: _SessionLines) -> list[Hop]:
-    from dataclasses import replace
-
-    out = []
-    for hop in hops:
-        tools = tuple(
-            replace(t, ended_s=s.results.get(t.tool_use_id, (None, None))[0],
-                    is_error=_bool(s.results.get(t.tool_use_id, (None, None))[1]))
-            for t in hop.tool_calls
-        )
-        out.append(replace(hop, tool_calls=tools) if tools else hop)
-    return out
-
-
-def _bool(v: object) -> bool | None:
-    return v if isinstance(v, bool) else None
 
 
 def _agents(s: _SessionLines, by_agent: dict[str, list[Hop]]) -> list[Agent]:
@@ -662,8 +688,8 @@ class ClaudeCodeImporter:
         for agent in s.agents.values():
             calls = (_current_calls(s, agent, path, issues) if agent.requests
                      else _legacy_calls(s, agent, self.seen_calls))
-            hops = _finish_tools(_hops(s.session_id, agent.agent_id, calls, self.book,
-                                       shared_keys, self.block_size), s)
+            hops = _hops(s.session_id, agent.agent_id, calls, self.book, shared_keys,
+                         self.block_size, s.results)
             if hops:
                 by_agent[agent.agent_id] = hops
         self.book.local.clear()
