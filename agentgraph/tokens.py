@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from typing import NewType
+from typing import NewType, cast
 
+import numpy as np
 import orjson
 
 BlockHash = NewType("BlockHash", int)
@@ -89,6 +90,30 @@ def _mix(base: int, offset: int) -> BlockHash:
     return BlockHash((z ^ (z >> 31)) & _MASK63)
 
 
+_VECTOR_MIN = 16  # below this many blocks, numpy's per-call overhead costs more than it saves
+
+
+def _mix_runs(runs: list[tuple[int, int, int]], size: int) -> list[BlockHash]:
+    """``_mix(base, first + i·size)`` for each run's ``i < count``, vectorized when large.
+
+    numpy's uint64 arithmetic wraps modulo 2⁶⁴ exactly like the masked Python version.
+    """
+    total = sum(n for _, _, n in runs)
+    if total < _VECTOR_MIN:
+        return [_mix(b, o + i * size) for b, o, n in runs for i in range(n)]
+    counts = np.array([n for _, _, n in runs], dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    step = np.arange(total, dtype=np.int64) - starts
+    offsets = np.repeat(np.array([o for _, o, _ in runs], dtype=np.uint64), counts)
+    offsets += step.astype(np.uint64) * np.uint64(size)
+    z = np.repeat(np.array([b for b, _, _ in runs], dtype=np.uint64), counts)
+    z += offsets * np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(31))) & np.uint64(_MASK63)
+    return cast(list[BlockHash], z.tolist())  # Python ints below 2**63
+
+
 def _chain(chain: bytes, key: bytes, tokens: int) -> bytes:
     h = _KEYED16.copy()
     h.update(chain + key + tokens.to_bytes(8, "little"))
@@ -122,18 +147,19 @@ class PrefixHasher:
         del self._blocks[keep:], self._block_unit[keep:]
         shared_tokens = self._ends[common]
         size = self.block_size
+        runs: list[tuple[int, int, int]] = []  # (unit base, first offset, blocks) of new units
         for index in range(common, len(units)):
             key, tokens = units[index]
             start, chain = self._ends[-1], self._chains[-1]
             boundary = (start // size + 1) * size
             if boundary <= start + tokens:
-                base = _unit_base(chain, key)
-                offsets = range(boundary - start, tokens + 1, size)
-                self._blocks.extend(_mix(base, o) for o in offsets)
-                self._block_unit.extend([index] * len(offsets))
+                count = (start + tokens - boundary) // size + 1
+                runs.append((_unit_base(chain, key), boundary - start, count))
+                self._block_unit.extend([index] * count)
             self._units.append(units[index])
             self._chains.append(_chain(chain, key, tokens))
             self._ends.append(start + tokens)
+        self._blocks.extend(_mix_runs(runs, size))
         total = self._ends[-1]
         if total % size and self._units:
             key, tokens = self._units[-1]

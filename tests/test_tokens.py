@@ -75,3 +75,12 @@ def test_scale_counts_sums_exactly(estimates, extra) -> None:  # type: ignore[no
     counts = scale_counts(estimates, total)
     assert sum(counts) == total
     assert min(counts) >= 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(1, 5000), st.integers(1, 40)),
+                max_size=8), st.sampled_from([1, 16, 64]))
+def test_vectorized_block_mixing_equals_scalar(runs, size) -> None:  # type: ignore[no-untyped-def]
+    """The numpy path (many blocks) gives exactly the scalar SplitMix64 values."""
+    from agentgraph.tokens import _mix, _mix_runs
+
+    assert _mix_runs(runs, size) == [_mix(b, o + i * size) for b, o, n in runs for i in range(n)]

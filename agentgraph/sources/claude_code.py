@@ -297,8 +297,6 @@ class _LineReader:
                 resp.blocks.append(block)
                 resp.block_times.append(t or resp.end_s)
         unit = self._known({"role": "assistant", "content": message.get("content")})
-        if len(resp.blocks) > 1:
-            self._known({"role": "assistant", "content": list(resp.blocks)})
         self._node(rec, agent, unit, t)
 
     def _node(self, rec: dict[str, Any], agent: _AgentLines,
@@ -372,6 +370,10 @@ def _tool_uses(resp: _Response) -> list[tuple[str, str, str, float]]:
 
 def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
                    issues: list[ImportIssue]) -> list[_Call]:
+    for merged in agent.responses.values():
+        if len(merged.blocks) > 1:  # one message on the wire, one line per block in the transcript
+            data = canonical_json({"role": "assistant", "content": merged.blocks})
+            s.blob_sizes.setdefault(hashlib.sha256(data).hexdigest(), estimate_tokens(data))
     messages: dict[str, list[str]] = {}
     calls: list[_Call] = []
     missing: set[str] = set()
