@@ -20,7 +20,6 @@ its hash names the exact prefix length, so it never equals a full block's hash.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import NewType, cast
 
@@ -136,16 +135,14 @@ class PrefixHasher:
         self._chains: list[bytes] = [_ROOT]  # chain state before unit i
         self._ends: list[int] = [0]  # token position before unit i
         self._blocks: list[BlockHash] = []  # full blocks of the previous request
-        self._block_unit: list[int] = []  # index of the unit each full block ends in
 
     def hash(self, units: Sequence[Unit]) -> tuple[tuple[BlockHash, ...], int]:
         """Block hashes of a request and the number of tokens it shares with the previous one."""
         units = list(units)
         common = common_prefix_len(units, self._units)
         del self._units[common:], self._chains[common + 1 :], self._ends[common + 1 :]
-        keep = bisect_left(self._block_unit, common)
-        del self._blocks[keep:], self._block_unit[keep:]
         shared_tokens = self._ends[common]
+        del self._blocks[shared_tokens // self.block_size :]  # keep the blocks inside kept units
         size = self.block_size
         runs: list[tuple[int, int, int]] = []  # (unit base, first offset, blocks) of new units
         for index in range(common, len(units)):
@@ -155,7 +152,6 @@ class PrefixHasher:
             if boundary <= start + tokens:
                 count = (start + tokens - boundary) // size + 1
                 runs.append((_unit_base(chain, key), boundary - start, count))
-                self._block_unit.extend([index] * count)
             self._units.append(units[index])
             self._chains.append(_chain(chain, key, tokens))
             self._ends.append(start + tokens)

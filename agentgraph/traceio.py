@@ -17,7 +17,7 @@ import orjson
 
 from agentgraph.errors import TraceFormatError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
-from agentgraph.tokens import DEFAULT_BLOCK_SIZE, shared_prefix_blocks
+from agentgraph.tokens import DEFAULT_BLOCK_SIZE, common_prefix_len
 
 FORMAT = "agentgraph.trace"
 VERSION = 1
@@ -177,7 +177,7 @@ def _hop_record(h: Hop, base: Hop | None) -> dict[str, Any]:
         "usage": None if h.usage is None else _usage_record(h.usage),
         "tool_calls": [_tool_record(t) for t in h.tool_calls],
     }
-    keep = shared_prefix_blocks(base.hash_ids, h.hash_ids) if base is not None else 0
+    keep = common_prefix_len(base.hash_ids, h.hash_ids) if base is not None else 0
     if base is not None and keep:
         rec["hash_base"] = base.hop_id
         rec["hash_keep"] = keep
