@@ -136,10 +136,14 @@ class PrefixHasher:
         self._ends: list[int] = [0]  # token position before unit i
         self._blocks: list[BlockHash] = []  # full blocks of the previous request
 
-    def hash(self, units: Sequence[Unit]) -> tuple[tuple[BlockHash, ...], int]:
-        """Block hashes of a request and the number of tokens it shares with the previous one."""
+    def hash(self, units: Sequence[Unit], extends: bool = False) -> tuple[tuple[BlockHash, ...], int]:
+        """Block hashes of a request and the number of tokens it shares with the previous one.
+
+        ``extends=True`` is the caller's word that ``units`` starts with all of the previous
+        request's units (it saves the comparison).
+        """
         units = list(units)
-        common = common_prefix_len(units, self._units)
+        common = len(self._units) if extends else common_prefix_len(units, self._units)
         del self._units[common:], self._chains[common + 1 :], self._ends[common + 1 :]
         shared_tokens = self._ends[common]
         del self._blocks[shared_tokens // self.block_size :]  # keep the blocks inside kept units

@@ -543,15 +543,18 @@ class _AgentSizer:
         self.sized: list[tuple[bytes, int]] = []
         self.total = 0
 
-    def size(self, units: list[tuple[bytes, int | None]], reported: int | None) -> list[tuple[bytes, int]]:
+    def size(self, units: list[tuple[bytes, int | None]],
+             reported: int | None) -> tuple[list[tuple[bytes, int]], bool]:
+        """Sized units, and whether they extend the previous request's (same sizes included)."""
         n = len(self.raw)
-        if not (n and len(units) >= n and units[:n] == self.raw):
+        extends = n > 0 and len(units) >= n and units[:n] == self.raw
+        if not extends:
             n, self.sized, self.total = 0, [], 0
         tail = self.book.size(units[n:], None if reported is None else reported - self.total,
                               self.shared_keys)
         self.raw, self.sized = units, self.sized + tail
         self.total += sum(c for _, c in tail)
-        return self.sized
+        return self.sized, extends
 
 
 def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
@@ -562,8 +565,8 @@ def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
     hops: list[Hop] = []
     for index, call in enumerate(sorted(calls, key=lambda c: c.start_s)):
         reported = None if call.usage is None else call.usage.prompt_tokens
-        units = sizer.size(call.units, reported)
-        hash_ids, shared = hasher.hash(units)
+        units, extends = sizer.size(call.units, reported)
+        hash_ids, shared = hasher.hash(units, extends)
         tools = tuple(ToolCall(tid, name, inp, t, *results.get(tid, (None, None)))
                       for tid, name, inp, t in call.tool_uses)
         hops.append(Hop(
