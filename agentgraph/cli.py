@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--format", choices=FORMATS, help="force the source format (default: detect)")
     imp.add_argument("--block-size", type=_positive, metavar="TOKENS",
                      help="prefix block size in tokens (default 64; Mooncake sources keep theirs)")
+    imp.add_argument("--to", choices=("agentgraph", "mooncake"), default="agentgraph",
+                     help="output format: agentgraph.trace (default) or Dynamo's agentic Mooncake v2")
     imp.add_argument("--json", action="store_true", help="print a JSON summary")
     imp.set_defaults(run=_cmd_import)
 
@@ -101,12 +103,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            writer = traceio.TraceWriter(f)
-            for part in iter_import(args.sources, issues, format=args.format,
-                                    block_size=args.block_size):
-                writer.add(part)
-                _accumulate(totals, part.summary())
-            writer.close()
+            parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size)
+            if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
+                from agentgraph.sources.mooncake import write_agentic_mooncake
+
+                whole = merge(list(parts))
+                _accumulate(totals, whole.summary())
+                write_agentic_mooncake(whole, f)
+            else:
+                writer = traceio.TraceWriter(f)
+                for part in parts:  # streams: one session in memory at a time
+                    writer.add(part)
+                    _accumulate(totals, part.summary())
+                writer.close()
         _report_issues(issues)
         if not totals.get("llm_hops"):
             raise NothingImportedError(f"no usable hop found in {', '.join(args.sources)}")

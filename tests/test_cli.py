@@ -11,6 +11,7 @@ import pytest
 
 import agentgraph
 from agentgraph.cli import main
+from agentgraph.sources import import_paths
 from tests.cc_synth import SID, SUB, write_demo_session
 
 
@@ -112,3 +113,16 @@ def test_console_script_runs(trace_file: Path) -> None:
                           check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert orjson.loads(proc.stdout)["llm_hops"] == 5
+
+
+def test_import_to_agentic_mooncake_round_trips(tmp_path: Path) -> None:
+    """--to mooncake writes agentic Mooncake v2 that imports back to the same hops and edges."""
+    write_demo_session(tmp_path / "p")
+    native, mooncake = tmp_path / "t.trace", tmp_path / "t.jsonl"
+    assert main(["import", str(tmp_path / "p"), "-o", str(native)]) == 0
+    assert main(["import", str(tmp_path / "p"), "-o", str(mooncake), "--to", "mooncake"]) == 0
+    assert orjson.loads(mooncake.read_bytes().splitlines()[0])["schema"] == "dynamo.agentic_mooncake"
+    a, b = agentgraph.load(native), import_paths([mooncake]).trace
+    assert [(h.prompt_tokens, h.output_tokens, h.hash_ids) for h in a] == [
+        (h.prompt_tokens, h.output_tokens, h.hash_ids) for h in b]
+    assert sorted(e.kind.value for e in a.edges) == sorted(e.kind.value for e in b.edges)
