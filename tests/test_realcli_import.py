@@ -115,3 +115,26 @@ def test_cache_reads_grow_along_the_session(trace: Trace) -> None:
     reads = [h.usage.cache_read_tokens for h in trace if h.agent_id == "main" and h.usage]
     assert reads[0] == 0 or reads[0] < reads[1]
     assert all(x < y for x, y in pairwise(reads[1:]))
+
+
+@pytest.fixture(scope="module")
+def long_run(claude_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> ClaudeRun:
+    from tests.realcli import run_claude
+
+    script = json.loads((SCRIPTS / "long_loop.json").read_text())
+    return run_claude(claude_cli, script, "Work through the twelve steps.",
+                      tmp_path_factory.mktemp("long"))
+
+
+def test_long_single_agent_loop(long_run: ClaudeRun) -> None:
+    """13 calls, one per scripted turn; each request extends the previous one exactly."""
+    result = import_paths([long_run.projects_dir])
+    assert result.issues == ()
+    hops = list(result.trace)
+    script = json.loads((SCRIPTS / "long_loop.json").read_text())["agents"]["main"]["turns"]
+    assert [[t.name for t in h.tool_calls] for h in hops] == [
+        [u["name"] for u in turn.get("tool_use", [])] for turn in script]
+    assert [h.prompt_tokens for h in hops] == [_prompt_total(r.usage) for r in long_run.log]
+    assert [h.shared_prefix_tokens for h in hops[1:]] == [h.prompt_tokens for h in hops[:-1]]
+    assert len(result.trace.edges) == 12
+    assert all(e.kind is EdgeKind.SEQUENCE for e in result.trace.edges)
