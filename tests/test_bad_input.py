@@ -42,25 +42,22 @@ def test_truncated_last_line(project: Path) -> None:
     assert len(result.trace) == 4  # the last main call lost its only assistant line
 
 
-def test_invalid_json_line_in_the_middle(project: Path) -> None:
-    """A garbled line is skipped with its line number; the lines after it still count."""
+@pytest.mark.parametrize(
+    ("at", "line", "message"),
+    [
+        (3, b'{"type": "user", "message": \n', "invalid JSON; skipped"),
+        (2, b'{"type": "user", "x": "\xff\xfe"}\n', "line is not valid UTF-8 (byte 23); skipped"),
+    ],
+    ids=["invalid-json", "non-utf8"],
+)
+def test_unreadable_line_in_the_middle(project: Path, at: int, line: bytes, message: str) -> None:
+    """An unreadable line is skipped with its line number; the lines after it still count."""
     f = _main_file(project)
     lines = _lines(f)
-    lines.insert(3, b'{"type": "user", "message": \n')
+    lines.insert(at, line)
     f.write_bytes(b"".join(lines))
     result = import_paths([project])
-    assert [str(i) for i in result.issues] == [f"{f}:4: invalid JSON; skipped"]
-    assert len(result.trace) == 5
-
-
-def test_non_utf8_bytes(project: Path) -> None:
-    """Bytes that are not UTF-8 make their line unreadable, nothing else."""
-    f = _main_file(project)
-    lines = _lines(f)
-    lines.insert(2, b'{"type": "user", "x": "\xff\xfe"}\n')
-    f.write_bytes(b"".join(lines))
-    result = import_paths([project])
-    assert [str(i) for i in result.issues] == [f"{f}:3: line is not valid UTF-8 (byte 23); skipped"]
+    assert [str(i) for i in result.issues] == [f"{f}:{at + 1}: {message}"]
     assert len(result.trace) == 5
 
 
