@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import orjson
@@ -161,3 +162,53 @@ def test_fuzzed_copies_never_crash(project: Path, seed: int) -> None:
     assert len(result.trace) <= 5
     for issue in result.issues:
         assert issue.path.startswith(str(project))
+
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "claude_legacy" / "projects"
+RESUMED, ORIGINAL = "afe7cc86-0b2c-4ecd-9fab-ca34569943c1", "df749bd1-e005-4a7b-83a9-949e8e0bdb18"
+
+
+def _hops_by_session(paths: list[Path]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for hop in import_paths(paths).trace:
+        counts[hop.session_id] = counts.get(hop.session_id, 0) + 1
+    return counts
+
+
+def test_resumed_copy_never_swallows_the_original(tmp_path: Path) -> None:
+    """Without its leading summary line (real files start with untimed lines or none), the
+    resumed file still loses the copied calls to the original, in any source order."""
+    project = tmp_path / "p"
+    shutil.copytree(LEGACY / "-work-resumed", project)
+    resumed = project / f"{RESUMED}.jsonl"
+    resumed.write_bytes(b"".join(raw for raw in _lines(resumed) if b'"summary"' not in raw))
+    original = project / f"{ORIGINAL}.jsonl"
+    expected = {ORIGINAL: 3, RESUMED: 3}
+    assert _hops_by_session([project]) == expected
+    assert _hops_by_session([resumed, original]) == expected
+    assert _hops_by_session([original, resumed]) == expected
+
+
+def test_a_file_named_twice_is_read_once(project: Path) -> None:
+    """Overlapping sources (a file and its tree) import each file once."""
+    once = import_paths([project]).trace
+    twice = import_paths([project / f"{SID}.jsonl", project.parent, project])
+    assert twice.trace == once
+    assert twice.issues == ()
+
+
+def test_a_file_opening_with_untimed_lines_is_recognized(project: Path) -> None:
+    """Real 2.x files can open with a file-history-snapshot line; detection looks past it."""
+    f = _main_file(project)
+    f.write_bytes(b'{"type":"file-history-snapshot","messageId":"m","snapshot":{}}\n' + f.read_bytes())
+    result = import_paths([f])
+    assert (len(result.trace), result.issues) == (5, ())
+
+
+def test_session_dir_without_its_session_file(project: Path) -> None:
+    """The sub-agents of a session whose file is gone are imported, and the loss is reported."""
+    _main_file(project).unlink()
+    result = import_paths([project])
+    assert {h.agent_id for h in result.trace} == {SUB}
+    assert [str(i) for i in result.issues][0] == (
+        f"{_main_file(project)}: session file missing; importing its sub-agents only")

@@ -35,7 +35,7 @@ def detect_format(path: Path) -> str | None:
         return "claude-code"
     rec = first_record(path)
     if rec is None:
-        return "claude-code" if path.suffix == ".jsonl" else None
+        return "claude-code" if path.suffix == ".jsonl" and path.stat().st_size else None
     if rec.get("format") == "agentgraph.trace":
         return "agentgraph"
     if "hash_ids" in rec or "input_length" in rec or str(rec.get("schema", "")).startswith("dynamo"):
@@ -55,7 +55,7 @@ def iter_import(
     """Yield the trace of each source session by session; problems go to ``issues``."""
     if format is not None and format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
-    claude = ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE)
+    claude_paths: list[Path] = []
     for source in sources:
         path = Path(source)
         if not path.exists():
@@ -65,27 +65,24 @@ def iter_import(
         if kind is None:
             issues.append(ImportIssue(str(path), 1, "unrecognized format (not a Claude Code "
                                       "transcript, Mooncake trace or agentgraph trace); skipped"))
-            continue
-        yield from _READERS[kind](path, issues, claude, block_size)
+        elif kind == "claude-code":
+            claude_paths.append(path)  # discovered together: one order, each file once
+        else:
+            yield _READERS[kind](path, issues, block_size)
+    if claude_paths:
+        yield from ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE).sessions(claude_paths, issues)
 
 
-def _claude(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
-            block_size: int | None) -> Iterator[Trace]:
-    yield from claude.sessions([path], issues)
-
-
-def _mooncake(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
-              block_size: int | None) -> Iterator[Trace]:
+def _mooncake(path: Path, issues: list[ImportIssue], block_size: int | None) -> Trace:
     from agentgraph.sources.mooncake import read_mooncake
 
-    yield _at_block_size(read_mooncake(path, issues), block_size, path)
+    return _at_block_size(read_mooncake(path, issues), block_size, path)
 
 
-def _native(path: Path, issues: list[ImportIssue], claude: ClaudeCodeImporter,
-            block_size: int | None) -> Iterator[Trace]:
+def _native(path: Path, issues: list[ImportIssue], block_size: int | None) -> Trace:
     from agentgraph.traceio import load
 
-    yield _at_block_size(load(path), block_size, path)
+    return _at_block_size(load(path), block_size, path)
 
 
 def _at_block_size(trace: Trace, block_size: int | None, path: Path) -> Trace:
@@ -97,10 +94,8 @@ def _at_block_size(trace: Trace, block_size: int | None, path: Path) -> Trace:
     return trace.coarsened(block_size // trace.block_size)
 
 
-_READERS: dict[str, Callable[[Path, list[ImportIssue], ClaudeCodeImporter, int | None],
-                             Iterator[Trace]]] = {
+_READERS: dict[str, Callable[[Path, list[ImportIssue], int | None], Trace]] = {
     "agentgraph": _native,
-    "claude-code": _claude,
     "mooncake": _mooncake,
 }
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from agentgraph.errors import ImportIssue
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
-from agentgraph.sources.jsonl import as_int, first_record, parse_time, read_records
+from agentgraph.sources.jsonl import as_int, first_record, first_time, last_time, parse_time, read_records
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
 
 MAIN = "main"
@@ -53,57 +53,111 @@ class SessionFiles:
 
 
 def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFiles]:
-    """Group transcript files into sessions: a file, a project dir, or a projects tree."""
-    found: dict[str, SessionFiles] = {}
+    """Group transcript files into sessions: files, session dirs, project dirs or trees.
+
+    All sources are discovered together, so a file named twice (or a project inside a tree
+    that is also given) is read once, and sessions are ordered over the whole import: by the
+    first timestamp in their files, then by id. Unreadable directories become issues.
+    """
+    found = _Found(issues)
     for path in paths:
         if path.is_file():
-            _add_project(path.parent, found, only=path)
-        elif (path / "subagents").is_dir() and (path.parent / f"{path.name}.jsonl").is_file():
-            _add_project(path.parent, found, only=path.parent / f"{path.name}.jsonl")
+            found.project(path.parent, only=path)
+        elif (path / "subagents").is_dir() and path.parent.is_dir():
+            found.project(path.parent, only=path.parent / f"{path.name}.jsonl")
         elif path.is_dir():
-            for project in _project_dirs(path):
-                _add_project(project, found, only=None)
+            for project in _project_dirs(path, issues):
+                found.project(project, only=None)
         else:
             issues.append(ImportIssue(str(path), None, "no such file or directory"))
-    return sorted(found.values(), key=_session_order)
+    return sorted(found.sessions.values(), key=_session_order)
 
 
-def _project_dirs(root: Path) -> Iterator[Path]:
-    if any(root.glob("*.jsonl")):
-        yield root
+def _listing(directory: Path, pattern: str, issues: list[ImportIssue]) -> list[Path]:
+    try:
+        return sorted(directory.glob(pattern))
+    except OSError as exc:
+        issues.append(ImportIssue(str(directory), None, f"cannot list: {exc.strerror or exc}"))
+        return []
+
+
+def _project_dirs(root: Path, issues: list[ImportIssue]) -> Iterator[Path]:
+    try:
+        children = sorted(root.iterdir())
+    except OSError as exc:
+        issues.append(ImportIssue(str(root), None, f"cannot list: {exc.strerror or exc}; skipped"))
         return
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        yield from _project_dirs(child)
+    if any(p.suffix == ".jsonl" or (p / "subagents").is_dir() for p in children):
+        yield root  # holds session files, or session dirs whose files are gone
+        return
+    for child in children:
+        if child.is_dir() and child.name != "subagents":
+            yield from _project_dirs(child, issues)
 
 
-def _add_project(project: Path, found: dict[str, SessionFiles], only: Path | None) -> None:
-    mains = [only] if only is not None and not only.name.startswith("agent-") else []
-    if only is None:
-        mains = sorted(p for p in project.glob("*.jsonl") if not p.name.startswith("agent-"))
-    for main in mains:
-        sid = main.stem
-        files = found.setdefault(sid, SessionFiles(sid, main))
-        files.main = main
-        sub = project / sid / "subagents"
-        for agent_file in sorted(sub.glob("agent-*.jsonl")) if sub.is_dir() else ():
-            meta = agent_file.with_suffix(".meta.json")
-            files.agents.append((agent_file, meta if meta.is_file() else None))
-    loose = [only] if only is not None and only.name.startswith("agent-") else []
-    for agent_file in loose + sorted(project.glob("agent-*.jsonl")):
-        rec = first_record(agent_file)
-        sid = str(rec.get("sessionId")) if rec and rec.get("sessionId") else agent_file.stem
-        if only is not None and agent_file != only and sid != only.stem:
-            continue
-        files = found.setdefault(sid, SessionFiles(sid, None))
-        if all(p != agent_file for p, _ in files.agents):
-            files.agents.append((agent_file, None))
+class _Found:
+    """Sessions found so far, each file once (by resolved path)."""
+
+    def __init__(self, issues: list[ImportIssue]) -> None:
+        self.issues = issues
+        self.sessions: dict[str, SessionFiles] = {}
+        self.seen: set[Path] = set()
+
+    def _new(self, path: Path) -> bool:
+        real = path.resolve()
+        if real in self.seen:
+            return False
+        self.seen.add(real)
+        return True
+
+    def project(self, project: Path, only: Path | None) -> None:
+        for main in self._mains(project, only):
+            self._session(project, main.stem, main if main.is_file() else None)
+        loose = [only] if only is not None and only.name.startswith("agent-") else []
+        for agent_file in loose + _listing(project, "agent-*.jsonl", self.issues):
+            rec = first_record(agent_file)
+            sid = str(rec.get("sessionId")) if rec and rec.get("sessionId") else agent_file.stem
+            if (only is not None and agent_file != only and sid != only.stem) or not self._new(agent_file):
+                continue
+            self.sessions.setdefault(sid, SessionFiles(sid, None)).agents.append((agent_file, None))
+
+    def _mains(self, project: Path, only: Path | None) -> list[Path]:
+        if only is not None:
+            return [] if only.name.startswith("agent-") else [only]
+        mains = [p for p in _listing(project, "*.jsonl", self.issues) if not p.name.startswith("agent-")]
+        stems = {p.stem for p in mains}
+        # a session directory whose session file is gone still holds its sub-agents
+        orphans = [project / f"{d.parent.name}.jsonl" for d in _listing(project, "*/subagents", self.issues)
+                   if d.parent.name not in stems]
+        return mains + orphans
+
+    def _session(self, project: Path, sid: str, main: Path | None) -> None:
+        if main is not None and not self._new(main):
+            return
+        files = self.sessions.get(sid)
+        if files is not None and files.main is not None and main is not None:
+            self.issues.append(ImportIssue(str(main), None, f"session {sid} was already read from "
+                                           f"{files.main}; this copy is skipped"))
+            return
+        files = self.sessions.setdefault(sid, SessionFiles(sid, None))
+        files.main = main or files.main
+        if main is None:
+            self.issues.append(ImportIssue(str(project / f"{sid}.jsonl"), None, "session file "
+                                           "missing; importing its sub-agents only"))
+        for agent_file in _listing(project / sid / "subagents", "agent-*.jsonl", self.issues):
+            if self._new(agent_file):
+                meta = agent_file.with_suffix(".meta.json")
+                files.agents.append((agent_file, meta if meta.is_file() else None))
 
 
-def _session_order(files: SessionFiles) -> tuple[float, str]:
-    first = files.paths()[0] if files.paths() else None
-    rec = first_record(first) if first else None
-    t = parse_time(rec.get("timestamp")) if rec else None
-    return (t if t is not None else float("inf"), files.session_id)
+def _session_order(files: SessionFiles) -> tuple[float, float, str]:
+    """First timestamp, then last: a resumed session copies the original's history (same
+    first timestamp) but ends later, so the original is read first and keeps its calls."""
+    firsts = (first_time(p) for p in files.paths())
+    first = next((t for t in firsts if t is not None), None)
+    last = last_time(files.main) if files.main is not None else None
+    inf = float("inf")
+    return (inf if first is None else first, inf if last is None else last, files.session_id)
 
 
 # --------------------------------------------------------------------------- per-call records
@@ -683,9 +737,9 @@ class ClaudeCodeImporter:
             reader.read_file(agent_file, agent_id)
             if meta is not None:
                 s.meta_spawn[agent_id] = _read_meta(meta, issues)
-        if files.main is not None and not files.main.is_file():
-            issues.append(ImportIssue(str(files.main), None, "session file missing"))
-        return self._build(s, str(files.main or files.agents[0][0]), issues)
+        if not files.paths():
+            return Trace((), block_size=self.block_size)
+        return self._build(s, str(files.paths()[0]), issues)
 
     def _build(self, s: _SessionLines, path: str, issues: list[ImportIssue]) -> Trace:
         shared_keys = frozenset(k for units in s.shapes.values() for k, _ in units)
@@ -730,5 +784,6 @@ def _read_meta(path: Path, issues: list[ImportIssue]) -> tuple[str | None, str |
 
 def looks_like_claude_code(record: dict[str, Any]) -> bool:
     """Whether a first JSON line looks like a Claude Code transcript line."""
-    return "sessionId" in record or record.get("type") in {"user", "assistant", "summary",
-                                                          "queue-operation", "api-request"}
+    kind = record.get("type")
+    return "sessionId" in record or kind in _SKIPPED_TYPES or kind in {
+        "user", "assistant", "api-request", "api-request-shape", "api-request-blob"}

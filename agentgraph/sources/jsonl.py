@@ -56,6 +56,44 @@ def first_record(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def first_time(path: Path, max_lines: int = 200) -> float | None:
+    """The first ``timestamp`` among a file's first lines (files may open with untimed lines)."""
+    try:
+        with open(path, "rb") as f:
+            for _, raw in zip(range(max_lines), f, strict=False):
+                try:
+                    rec = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                t = parse_time(rec.get("timestamp")) if isinstance(rec, dict) else None
+                if t is not None:
+                    return t
+    except OSError:
+        return None
+    return None
+
+
+def last_time(path: Path, tail_bytes: int = 1 << 16) -> float | None:
+    """The last ``timestamp`` in a file's final ``tail_bytes`` (read from the end, not the whole file)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - tail_bytes))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines[1:] if size > tail_bytes else lines):
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        t = parse_time(rec.get("timestamp")) if isinstance(rec, dict) else None
+        if t is not None:
+            return t
+    return None
+
+
 def _report_bad(path: Path, lineno: int, raw: bytes, issues: list[ImportIssue], *, last: bool) -> None:
     try:
         raw.decode("utf-8")
