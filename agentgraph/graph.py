@@ -13,6 +13,7 @@ from typing import Any
 import networkx as nx
 import orjson
 
+from agentgraph.errors import TraceFormatError
 from agentgraph.model import Trace
 
 
@@ -44,7 +45,12 @@ def critical_path(g: nx.DiGraph[str]) -> tuple[list[str], float]:
     (['a', 'b'], 6.0)
     """
     best: dict[str, tuple[float, str | None]] = {}
-    for node in nx.lexicographical_topological_sort(g):
+    try:
+        order = list(nx.lexicographical_topological_sort(g))
+    except nx.NetworkXUnfeasible:
+        cycle = " -> ".join(a for a, _ in nx.find_cycle(g))
+        raise TraceFormatError(f"the call graph has a cycle ({cycle}); edges must go forward") from None
+    for node in order:
         own = float(g.nodes[node].get("latency_s", 0.0))
         length, via = own, None
         for pred in sorted(g.predecessors(node)):
@@ -82,7 +88,7 @@ def _label(d: dict[str, Any], node: str) -> str:
 def to_dot(trace: Trace) -> str:
     """Graphviz DOT; critical-path nodes and edges are drawn bold red, one cluster per session."""
     g = build_graph(trace)
-    crit = _critical_sets(trace)
+    crit = _critical_sets(session_critical_paths(trace))
     lines = ["digraph agentgraph {", "  rankdir=TB;", '  node [shape=box, fontsize=10];']
     for i, sid in enumerate(trace.sessions()):
         lines.append(f"  subgraph cluster_{i} {{")
@@ -104,7 +110,7 @@ def to_dot(trace: Trace) -> str:
 def to_mermaid(trace: Trace) -> str:
     """Mermaid flowchart; critical-path nodes get the ``critical`` class."""
     g = build_graph(trace)
-    crit = _critical_sets(trace)
+    crit = _critical_sets(session_critical_paths(trace))
     ids = {n: f"h{i}" for i, n in enumerate(g.nodes)}
     lines = ["flowchart TD"]
     for i, sid in enumerate(trace.sessions()):
@@ -127,7 +133,7 @@ def to_json(trace: Trace) -> dict[str, Any]:
     """Nodes, edges and per-session critical paths as one JSON-ready object."""
     g = build_graph(trace)
     paths = session_critical_paths(trace)
-    crit = _critical_sets(trace)
+    crit = _critical_sets(paths)
     return {
         "block_size": trace.block_size,
         "nodes": [{"id": n, **d, "critical": n in crit[0]} for n, d in g.nodes(data=True)],
@@ -141,10 +147,10 @@ def json_bytes(trace: Trace) -> bytes:
     return orjson.dumps(to_json(trace), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _critical_sets(trace: Trace) -> tuple[set[str], set[tuple[str, str]]]:
+def _critical_sets(paths: dict[str, tuple[list[str], float]]) -> tuple[set[str], set[tuple[str, str]]]:
     nodes: set[str] = set()
     edges: set[tuple[str, str]] = set()
-    for path, _ in session_critical_paths(trace).values():
+    for path, _ in paths.values():
         nodes.update(path)
         edges.update(pairwise(path))
     return nodes, edges

@@ -26,6 +26,8 @@ from typing import NewType, cast
 import numpy as np
 import orjson
 
+from agentgraph.errors import UsageError
+
 BlockHash = NewType("BlockHash", int)
 
 DEFAULT_BLOCK_SIZE = 64
@@ -129,7 +131,7 @@ class PrefixHasher:
 
     def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
         if block_size < 1:
-            raise ValueError(f"block size must be >= 1, got {block_size}")
+            raise UsageError(f"block size must be >= 1, got {block_size}")
         self.block_size = block_size
         self._units: list[Unit] = []
         self._chains: list[bytes] = [_ROOT]  # chain state before unit i
@@ -208,7 +210,7 @@ def coarsen(hash_ids: Sequence[int], factor: int, prompt_tokens: int, block_size
     Exact for hashes made by this module: the result equals hashing at the coarse size directly.
     """
     if factor < 1:
-        raise ValueError(f"coarsening factor must be >= 1, got {factor}")
+        raise UsageError(f"coarsening factor must be >= 1, got {factor}")
     full_fine = prompt_tokens // block_size
     coarse = [hash_ids[k * factor - 1] for k in range(1, full_fine // factor + 1)]
     if prompt_tokens % (block_size * factor):

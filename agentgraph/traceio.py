@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from agentgraph.errors import TraceFormatError
+from agentgraph.errors import TraceFormatError, UsageError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, common_prefix_len
 
@@ -52,7 +52,8 @@ class TraceWriter:
         if self.block_size is None:
             self._header(part.block_size)
         elif part.block_size != self.block_size:
-            raise ValueError(f"part has block size {part.block_size}, file has {self.block_size}")
+            raise UsageError(f"sources have different block sizes ({self.block_size} and "
+                             f"{part.block_size}); pass --block-size with a multiple of both")
         out = self.out
         for agent in part.agents:
             out.write(orjson.dumps(_agent_record(agent)) + b"\n")
@@ -92,15 +93,6 @@ def load(path: str | Path) -> Trace:
         return read(f, str(path))
 
 
-def is_native(first_line: bytes) -> bool:
-    """Whether a file's first line is a native trace header."""
-    try:
-        head = orjson.loads(first_line)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(head, dict) and head.get("format") == FORMAT
-
-
 def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
     """Read a native trace from a binary stream."""
     lines = _numbered(stream)
@@ -116,12 +108,20 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
             f"unsupported {FORMAT} version {header.get('version')!r} (this reader: {VERSION})",
             path=name, line=lineno,
         )
+    block_size, meta = header.get("block_size"), header.get("meta") or {}
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
+        raise TraceFormatError(f"header block_size must be a positive integer, got {block_size!r}",
+                               path=name, line=lineno)
+    if not isinstance(meta, dict):
+        raise TraceFormatError(f"header meta must be an object, got {meta!r}", path=name, line=lineno)
     agents: list[Agent] = []
     hops: list[Hop] = []
     edges: list[Edge] = []
     by_id: dict[str, Hop] = {}
     for lineno, raw in lines:
         rec = _parse(raw, name, lineno)
+        if not isinstance(rec, dict):
+            raise TraceFormatError("a record must be a JSON object", path=name, line=lineno)
         try:
             kind = rec["kind"]
             if kind == "hop":
@@ -139,8 +139,7 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise TraceFormatError(f"bad {rec.get('kind', 'record')!s} record: {exc!r}",
                                    path=name, line=lineno) from None
-    return Trace(tuple(hops), tuple(edges), tuple(agents), int(header["block_size"]),
-                 dict(header.get("meta") or {}))
+    return Trace(tuple(hops), tuple(edges), tuple(agents), block_size, dict(meta))
 
 
 def _numbered(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -78,7 +80,13 @@ def test_wrong_field_types(project: Path) -> None:
         "list of hash strings); skipped",
         f"{f}:{len(lines)}: unusable 'assistant' line (AttributeError: 'str' object has no "
         "attribute 'get'); skipped",
+        # the lost request cascades: its response is orphaned, the next request lost its base
+        f"{f}: 1 request(s) of agent 'main' keeping more messages than their base has; kept what exists",
+        f"{f}: 1 request(s) of agent 'main' missing: responses name them but no api-request line "
+        "exists; skipped",
+        f"{f}: 1 request(s) of agent 'main' whose base request is missing; only their tail is known",
     ]
+    assert len(import_paths([project]).trace) == 4
 
 
 def test_unknown_line_types_are_counted(project: Path) -> None:
@@ -210,5 +218,72 @@ def test_session_dir_without_its_session_file(project: Path) -> None:
     _main_file(project).unlink()
     result = import_paths([project])
     assert {h.agent_id for h in result.trace} == {SUB}
-    assert [str(i) for i in result.issues][0] == (
+    assert str(result.issues[0]) == (
         f"{_main_file(project)}: session file missing; importing its sub-agents only")
+
+
+def _edit_lines(path: Path, kind: bytes, edit: Callable[[dict[str, Any]], None], nth: int = 0) -> int:
+    """Apply ``edit`` to the ``nth`` line of type ``kind``; return its 1-based line number."""
+    lines = _lines(path)
+    index = [i for i, raw in enumerate(lines) if b'"type":"' + kind + b'"' in raw][nth]
+    rec = orjson.loads(lines[index])
+    edit(rec)
+    lines[index] = orjson.dumps(rec) + b"\n"
+    path.write_bytes(b"".join(lines))
+    return index + 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("12", "usage.input_tokens must be an integer in [0, 100000000], got '12'"),
+     (1e300, "usage.input_tokens must be an integer in [0, 100000000], got 1e+300"),
+     (-5, "usage.input_tokens must be an integer in [0, 100000000], got -5")],
+)
+def test_implausible_usage_is_reported_not_trusted(project: Path, value: object, message: str) -> None:
+    """Token counts that are not sane integers make their line unusable, with the reason."""
+    f = _main_file(project)
+    line = _edit_lines(f, b"assistant", lambda r: r["message"]["usage"].__setitem__("input_tokens", value))
+    result = import_paths([project])
+    assert str(result.issues[0]) == f"{f}:{line}: unusable 'assistant' line (ValueError: {message}); skipped"
+    assert len(result.trace) == 5  # the call's second line still carries it
+
+
+def test_meta_file_that_is_not_an_object(project: Path) -> None:
+    """A .meta.json holding a list is reported; the link comes from the parent's result."""
+    meta = project / SID / "subagents" / f"agent-{SUB}.meta.json"
+    meta.write_bytes(b"[1, 2]")
+    result = import_paths([project])
+    assert [str(i) for i in result.issues] == [f"{meta}: sub-agent meta is not a JSON object; ignored"]
+    assert sum(e.kind.value == "spawn" for e in result.trace.edges) == 1
+
+
+def test_meta_naming_the_agents_own_call_makes_no_cycle(project: Path, tmp_path: Path) -> None:
+    """A meta file pointing at a tool call of the sub-agent itself gives no self-spawn edge."""
+    meta = project / SID / "subagents" / f"agent-{SUB}.meta.json"
+    meta.write_bytes(orjson.dumps({"toolUseId": "toolu_s0"}))
+    result = import_paths([project])
+    assert all(e.src.split("/")[1] != e.dst.split("/")[1] for e in result.trace.edges if e.kind.value == "spawn")
+    out = tmp_path / "t.trace"
+    assert main(["import", str(project), "-o", str(out)]) == 0
+    assert main(["graph", str(out)]) == 0
+
+
+def test_api_request_with_odd_params_and_content(project: Path) -> None:
+    """params that are not an object and message content that is an object still import."""
+    f = _main_file(project)
+    _edit_lines(f, b"api-request", lambda r: r.__setitem__("params", [1]))
+    _edit_lines(f, b"user", lambda r: r["message"].__setitem__("content", {"odd": True}))
+    result = import_paths([project])
+    assert len(result.trace) == 5
+    assert next(iter(result.trace)).model == "claude-test-1"  # taken from the response
+
+
+def test_sources_of_different_block_sizes_exit_2(project: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Claude Code at 64 and Mooncake at 512 in one import: a usage error, no traceback."""
+    mooncake = Path(__file__).resolve().parents[1] / "fixtures" / "mooncake" / "plain.jsonl"
+    assert main(["import", str(project), str(mooncake), "-o", str(tmp_path / "o.trace")]) == 2
+    err = capsys.readouterr().err
+    assert "different block sizes (512 and 64); pass --block-size with a multiple of both" in err
+    assert main(["import", str(project), str(mooncake), "-o", str(tmp_path / "o.trace"),
+                 "--block-size", "512"]) == 0

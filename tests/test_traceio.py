@@ -79,6 +79,10 @@ def test_hash_ids_are_stored_as_deltas(tmp_path: Path) -> None:
         (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n{"kind":"hop"\n', "invalid JSON"),
         (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n{"kind":"hop"}\n', "bad hop record"),
         (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n{"kind":"x"}\n', "unknown record kind 'x'"),
+        (b'{"format":"agentgraph.trace","version":1,"block_size":"abc"}\n', "block_size must be a positive integer"),
+        (b'{"format":"agentgraph.trace","version":1,"block_size":0}\n', "block_size must be a positive integer"),
+        (b'{"format":"agentgraph.trace","version":1,"block_size":64,"meta":[1]}\n', "meta must be an object"),
+        (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n[1, 2]\n', "a record must be a JSON object"),
     ],
 )
 def test_bad_native_files_name_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:

@@ -24,9 +24,19 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agentgraph.errors import ImportIssue
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
-from agentgraph.sources.jsonl import as_int, first_record, first_time, last_time, parse_time, read_records
+from agentgraph.sources.jsonl import (
+    as_int,
+    first_record,
+    first_time,
+    last_time,
+    parse_time,
+    read_records,
+    token_count,
+)
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
 
 MAIN = "main"
@@ -330,7 +340,12 @@ class _LineReader:
         if message.get("model") == "<synthetic>":
             self._node(rec, agent, None, parse_time(rec.get("timestamp")))
             return
+        if rec.get("uuid") in agent.nodes:
+            raise ValueError(f"repeats line uuid {rec.get('uuid')}")
         t = parse_time(rec.get("timestamp"))
+        if t is None:
+            raise ValueError(f"'timestamp' must be an ISO-8601 time, got {rec.get('timestamp')!r}")
+        _check_usage(message.get("usage"))
         mid, rid = message.get("id"), rec.get("requestId")
         key = str(rec.get("requestRef") or (f"{mid}:{rid}" if mid else rec.get("uuid")))
         resp = agent.responses.get(key)
@@ -359,6 +374,16 @@ class _LineReader:
         if isinstance(uuid, str):
             parent = rec.get("parentUuid")
             agent.nodes[uuid] = (parent if isinstance(parent, str) else None, unit, t)
+
+
+def _check_usage(usage: object) -> None:
+    if usage is None:
+        return
+    if not isinstance(usage, dict):
+        raise ValueError(f"'usage' must be an object, got {type(usage).__name__}")
+    for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                 "output_tokens"):
+        token_count(usage.get(name), f"usage.{name}")
 
 
 def _check_request(rec: dict[str, Any]) -> None:
@@ -431,23 +456,24 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
     messages: dict[str, list[str]] = {}
     calls: list[_Call] = []
     missing: set[str] = set()
+    problems: dict[str, int] = {}
     for req in agent.requests:
         rid = str(req.get("id"))
-        base = req.get("base")
-        kept = messages.get(str(base), [])[: as_int(req.get("keep"))] if base else []
-        tail = [str(h) for h in req.get("tail") or ()]
-        messages[rid] = kept + tail
+        messages[rid] = _request_messages(req, messages, problems)
         resp = agent.responses.get(rid)
-        start = parse_time(req.get("timestamp"))
-        if resp is None or start is None:
+        if resp is None:
             continue
+        start = parse_time(req.get("timestamp"))
+        if start is None:
+            _count(problems, "without a valid timestamp (start taken from the response)")
+            start = min(resp.block_times, default=resp.end_s)
         shape = s.shapes.get(str(req.get("shapeHash")))
+        units: list[tuple[bytes, int | None]]
         if shape is None:
-            issues.append(ImportIssue(path, None, f"request {rid}: shape "
-                                      f"{str(req.get('shapeHash'))[:12]} not found; system and "
-                                      "tools sized from usage"))
-            shape = [(unit_key(str(req.get("shapeHash")).encode()), None)]  # type: ignore[list-item]
-        units: list[tuple[bytes, int | None]] = list(shape)
+            _count(problems, "whose shape (system + tools) is missing; sized from usage")
+            units = [(unit_key(str(req.get("shapeHash")).encode()), None)]
+        else:
+            units = list(shape)
         for h in messages[rid]:
             size = s.blob_sizes.get(h)
             if size is None:
@@ -456,10 +482,37 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
         params_raw = req.get("params")
         params: dict[str, Any] = params_raw if isinstance(params_raw, dict) else {}
         calls.append(_call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid))
+    orphans = len(set(agent.responses) - agent.request_ids)
+    if orphans:
+        _count(problems, "missing: responses name them but no api-request line exists; skipped", orphans)
+    for what, n in sorted(problems.items()):
+        issues.append(ImportIssue(path, None, f"{n} request(s) of agent {agent.agent_id!r} {what}"))
     if missing:
         issues.append(ImportIssue(path, None, f"{len(missing)} request message(s) of agent "
                                   f"{agent.agent_id!r} not found in the transcript; sized from usage"))
     return calls
+
+
+def _count(problems: dict[str, int], what: str, n: int = 1) -> None:
+    problems[what] = problems.get(what, 0) + n
+
+
+def _request_messages(req: dict[str, Any], messages: dict[str, list[str]],
+                      problems: dict[str, int]) -> list[str]:
+    """Message hashes of a request: the first ``keep`` of its base's, then its tail."""
+    base, keep = req.get("base"), as_int(req.get("keep"))
+    tail = [str(h) for h in req.get("tail") or ()]
+    if base is None:
+        if keep:
+            _count(problems, "with 'keep' but no 'base'; only their tail is known")
+        return tail
+    kept = messages.get(str(base))
+    if kept is None:
+        _count(problems, "whose base request is missing; only their tail is known")
+        return tail
+    if keep > len(kept):
+        _count(problems, "keeping more messages than their base has; kept what exists")
+    return kept[:keep] + tail
 
 
 def _is_hex(h: str) -> bool:
@@ -659,7 +712,24 @@ def _agents(s: _SessionLines, by_agent: dict[str, list[Hop]]) -> list[Agent]:
             agent_type = agent_type or "warmup"
         agents.append(Agent(s.session_id, agent_id, agent_type, parent[0] if parent else None,
                             tool_id if parent else None))
-    return agents
+    return _without_cycles(agents)
+
+
+def _without_cycles(agents: list[Agent]) -> list[Agent]:
+    """Drop parent links that would make an agent its own ancestor (corrupt meta files)."""
+    from dataclasses import replace
+
+    parent = {a.agent_id: a.parent_agent_id for a in agents}
+    out = []
+    for a in agents:
+        seen, cursor = {a.agent_id}, a.parent_agent_id
+        while cursor is not None and cursor not in seen:
+            seen.add(cursor)
+            cursor = parent.get(cursor)
+        out.append(a if cursor is None else replace(a, parent_agent_id=None, spawn_tool_use_id=None))
+        if cursor is not None:
+            parent[a.agent_id] = None
+    return out
 
 
 def _by_prompt(s: _SessionLines, agent_id: str, prompts: list[tuple[str, str, str]]) -> str | None:
@@ -672,8 +742,6 @@ def _by_prompt(s: _SessionLines, agent_id: str, prompts: list[tuple[str, str, st
 
 
 def _loads(text: str) -> dict[str, Any]:
-    import orjson
-
     value = orjson.loads(text)
     return value if isinstance(value, dict) else {}
 
@@ -698,7 +766,7 @@ def _edges(s: _SessionLines, agents: list[Agent], by_agent: dict[str, list[Hop]]
             edges.append(Edge(src.hop_id, child[0].hop_id, EdgeKind.SPAWN, _gap(src, child[0]),
                               child[0].prompt_tokens))
         done = s.results.get(agent.spawn_tool_use_id, (None, None))[0]
-        ready = done if done is not None else child[-1].end_s
+        ready = max(child[-1].end_s, done if done is not None else child[-1].end_s)
         dst = next((h for h in parent if h.start_s >= ready and (src is None or h.index > src.index)), None)
         if dst is not None:
             edges.append(Edge(child[-1].hop_id, dst.hop_id, EdgeKind.JOIN, _gap(child[-1], dst), 0))
@@ -770,14 +838,13 @@ class ClaudeCodeImporter:
 
 
 def _read_meta(path: Path, issues: list[ImportIssue]) -> tuple[str | None, str | None]:
-    import orjson
-
     try:
         meta = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         issues.append(ImportIssue(str(path), None, f"unreadable sub-agent meta ({exc}); ignored"))
         return None, None
     if not isinstance(meta, dict):
+        issues.append(ImportIssue(str(path), None, "sub-agent meta is not a JSON object; ignored"))
         return None, None
     return _opt_str(meta.get("toolUseId")), _opt_str(meta.get("agentType"))
 

@@ -122,12 +122,23 @@ def parse_time(value: object) -> float | None:
         return None
 
 
+MAX_TOKENS = 100_000_000
+"""No real request or response has more tokens: larger counts are corrupt data."""
+
+
 def as_int(value: object) -> int:
-    """A token count field: ints (and integral floats) as is, anything else 0."""
-    if isinstance(value, bool):
+    """A trusted count field: ints as is, anything else 0 (see :func:`token_count`)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def token_count(value: object, field: str) -> int:
+    """A token count from a source: absent is 0; anything but an integer in [0, 1e8] is an error.
+
+    >>> token_count(12, "input_tokens"), token_count(None, "input_tokens")
+    (12, 0)
+    """
+    if value is None:
         return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise ValueError(f"{field} must be an integer in [0, {MAX_TOKENS}], got {value!r}")
+    return value
