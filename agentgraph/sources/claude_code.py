@@ -112,6 +112,7 @@ class _Found:
         self.issues = issues
         self.sessions: dict[str, SessionFiles] = {}
         self.seen: set[Path] = set()
+        self.copies: set[tuple[Path, str]] = set()  # (project dir, session) skipped as copies
 
     def _new(self, path: Path) -> bool:
         real = path.resolve()
@@ -129,6 +130,8 @@ class _Found:
             sid = str(rec.get("sessionId")) if rec and rec.get("sessionId") else agent_file.stem
             if (only is not None and agent_file != only and sid != only.stem) or not self._new(agent_file):
                 continue
+            if (project, sid) in self.copies:
+                continue  # belongs to a copy of a session read elsewhere (already reported)
             self.sessions.setdefault(sid, SessionFiles(sid, None)).agents.append((agent_file, None))
 
     def _mains(self, project: Path, only: Path | None) -> list[Path]:
@@ -148,6 +151,7 @@ class _Found:
         if files is not None and files.main is not None and main is not None:
             self.issues.append(ImportIssue(str(main), None, f"session {sid} was already read from "
                                            f"{files.main}; this copy is skipped"))
+            self.copies.add((project, sid))
             return
         files = self.sessions.setdefault(sid, SessionFiles(sid, None))
         files.main = main or files.main
@@ -295,6 +299,9 @@ class _LineReader:
             self._user(rec, self.s.agent(self._agent_id(rec, file_agent)))
         elif kind not in _SKIPPED_TYPES:
             self.skipped[str(kind)] = self.skipped.get(str(kind), 0) + 1
+        elif isinstance(rec.get("uuid"), str):  # system/attachment lines are links of the chain
+            self._node(rec, self.s.agent(self._agent_id(rec, file_agent)), None,
+                       parse_time(rec.get("timestamp")))
 
     def _shape(self, rec: dict[str, Any]) -> None:
         shape = rec["shape"]
@@ -462,6 +469,7 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
         messages[rid] = _request_messages(req, messages, problems)
         resp = agent.responses.get(rid)
         if resp is None:
+            _count(problems, "got no response line (interrupted, failed, or the line is lost); not hops")
             continue
         start = parse_time(req.get("timestamp"))
         if start is None:
@@ -523,7 +531,8 @@ def _is_hex(h: str) -> bool:
     return len(h) >= 32
 
 
-def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[_Call]:
+def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str], path: str,
+                  issues: list[ImportIssue]) -> list[_Call]:
     preamble = unit_key(f"legacy-preamble\0{s.session_id}\0{agent.agent_id}".encode())
     chains = _ChainCache(agent)
     calls: list[_Call] = []
@@ -538,6 +547,10 @@ def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str]) -> list[
         units: list[tuple[bytes, int | None]] = [(preamble, None), *context]
         calls.append(_call(agent.agent_id, resp, min(start, resp.end_s), units, resp.model,
                            resp.request_id or key))
+    if chains.gaps:
+        issues.append(ImportIssue(path, None, f"{chains.gaps} call(s) of agent {agent.agent_id!r} "
+                                  "continue a line that is missing (parentUuid); their context "
+                                  "starts after the gap"))
     return calls
 
 
@@ -551,6 +564,7 @@ class _ChainCache:
         self.units: list[tuple[bytes, int | None]] = []
         self.units_before: list[int] = []  # len(units) up to and including uuids[i]
         self.pos: dict[str, int] = {}
+        self.gaps = 0  # calls whose chain reaches a parent line that is not in the files
 
     def context(self, uuid: str | None) -> tuple[list[tuple[bytes, int | None]], float | None]:
         """The units of the chain ending at ``uuid`` (root first) and the nearest line time."""
@@ -560,6 +574,8 @@ class _ChainCache:
             seen.add(cursor)
             walked.append(cursor)
             cursor = self.nodes[cursor][0]
+        if cursor is not None and cursor not in self.nodes:
+            self.gaps += 1
         keep = self.pos[cursor] + 1 if cursor is not None and cursor in self.pos else 0
         for dropped in self.uuids[keep:]:
             del self.pos[dropped]
@@ -814,7 +830,7 @@ class ClaudeCodeImporter:
         by_agent: dict[str, list[Hop]] = {}
         for agent in s.agents.values():
             calls = (_current_calls(s, agent, path, issues) if agent.requests
-                     else _legacy_calls(s, agent, self.seen_calls))
+                     else _legacy_calls(s, agent, self.seen_calls, path, issues))
             hops = _hops(s.session_id, agent.agent_id, calls, self.book, shared_keys,
                          self.block_size, s.results)
             if hops:
