@@ -45,6 +45,7 @@ import orjson
 from aiohttp import web
 
 from agentgraph.errors import TraceFormatError
+from agentgraph.model import MAIN_AGENT
 from agentgraph.tokens import canonical_json, estimate_tokens, unit_key
 
 __all__ = [
@@ -71,7 +72,6 @@ __all__ = [
     "sse_events",
 ]
 
-MAIN_AGENT = "main"
 MAX_BREAKPOINTS = 4
 MIN_CACHEABLE_TOKENS = 1024
 """Minimum cacheable prompt prefix of Claude Sonnet / Opus 4 (Haiku: 2048)."""

@@ -7,6 +7,13 @@ from collections.abc import Sequence
 
 import polars as pl
 
+__all__ = [
+    "HOPS_SCHEMA",
+    "TOOL_CALLS_SCHEMA",
+    "Schema",
+    "frame",
+]
+
 Schema = dict[str, pl.DataType | type[pl.DataType]]
 
 HOPS_SCHEMA: Schema = {

@@ -16,6 +16,16 @@ import orjson
 from agentgraph.errors import TraceFormatError
 from agentgraph.model import Trace
 
+__all__ = [
+    "build_graph",
+    "critical_path",
+    "json_bytes",
+    "session_critical_paths",
+    "to_dot",
+    "to_json",
+    "to_mermaid",
+]
+
 
 def build_graph(trace: Trace) -> nx.DiGraph[str]:
     """One node per hop (its fields as attributes), one edge per dependency."""

@@ -13,9 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, coarsen
 
+__all__ = [
+    "MAIN_AGENT",
+    "Agent",
+    "Edge",
+    "EdgeKind",
+    "Hop",
+    "ToolCall",
+    "Trace",
+    "Usage",
+]
+
 if TYPE_CHECKING:
     import networkx as nx
     import polars as pl
+
+
+MAIN_AGENT = "main"
+"""The agent id of a session's top-level agent; sub-agents keep their own ids."""
 
 
 class EdgeKind(StrEnum):

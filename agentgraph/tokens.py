@@ -28,6 +28,22 @@ import orjson
 
 from agentgraph.errors import UsageError
 
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "HASH_SEED",
+    "BlockHash",
+    "PrefixHasher",
+    "Unit",
+    "block_hashes",
+    "canonical_json",
+    "coarsen",
+    "common_prefix_len",
+    "estimate_tokens",
+    "scale_counts",
+    "shared_prefix_blocks",
+    "unit_key",
+]
+
 BlockHash = NewType("BlockHash", int)
 
 DEFAULT_BLOCK_SIZE = 64

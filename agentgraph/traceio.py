@@ -19,6 +19,17 @@ from agentgraph.errors import TraceFormatError, UsageError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, common_prefix_len
 
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "TraceWriter",
+    "dumps",
+    "load",
+    "read",
+    "save",
+    "write",
+]
+
 FORMAT = "agentgraph.trace"
 VERSION = 1
 

@@ -102,3 +102,67 @@ def test_block_size_is_configurable_and_coarsening_exact(projects: Path) -> None
     at512 = import_paths([projects], block_size=512).trace
     assert at64.coarsened(8) == at512
     assert [len(h.hash_ids) for h in at512][:1] == [6]  # ceil(3000 / 512)
+
+
+def test_hops_frame_golden(projects: Path) -> None:
+    """trace.hops() has the declared schema and these exact rows."""
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    from agentgraph.frames import HOPS_SCHEMA
+
+    frame = import_paths([projects]).trace.hops()
+    assert frame.schema == pl.Schema(HOPS_SCHEMA)
+    got = frame.select("agent_id", "index", "prompt_tokens", "shared_prefix_tokens", "new_tokens",
+                       "output_tokens", "api_cache_read_tokens", "tools", "tool_wait_s")
+    expected = pl.DataFrame(
+        {
+            "agent_id": ["main", "main", SUB, SUB, "main"],
+            "index": [0, 1, 0, 1, 2],
+            "prompt_tokens": [3000, 3300, 2000, 2150, 3900],
+            "shared_prefix_tokens": [0, 3000, 0, 2000, 3300],
+            "new_tokens": [3000, 300, 2000, 150, 600],
+            "output_tokens": [40, 30, 20, 10, 5],
+            "api_cache_read_tokens": [0, 3000, 0, 2000, 3300],
+            "tools": [["Bash"], ["Agent"], ["Bash"], [], []],
+            "tool_wait_s": [2.0, 3.8, 1.0, 0.0, 0.0],
+        },
+        schema={k: HOPS_SCHEMA[k] for k in got.columns},
+    )
+    assert_frame_equal(got, expected, abs_tol=1e-6)
+
+
+def test_tool_calls_frame_and_graph(projects: Path) -> None:
+    """tool_calls() and graph() carry every tool call and every hop and edge."""
+    import polars as pl
+
+    from agentgraph.frames import TOOL_CALLS_SCHEMA
+
+    trace = import_paths([projects]).trace
+    tools = trace.tool_calls()
+    assert tools.schema == pl.Schema(TOOL_CALLS_SCHEMA)
+    assert tools["name"].to_list() == ["Bash", "Agent", "Bash"]
+    assert tools["duration_s"].round(6).to_list() == [2.0, 3.8, 1.0]
+    g = trace.graph()
+    assert (g.number_of_nodes(), g.number_of_edges()) == (5, 5)
+    assert g.nodes[f"{SID}/main/1"]["tools"] == ["Agent"]
+    assert g.edges[f"{SID}/main/1", f"{SID}/{SUB}/0"]["kind"] == "spawn"
+
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "claude_legacy" / "projects"
+
+
+@pytest.mark.parametrize("source", ["current", "legacy"])
+def test_edges_go_forward_and_makespan_fits_the_session(projects: Path, source: str) -> None:
+    """No edge ends before it starts, and each session's makespan is at most its time span."""
+    from agentgraph.graph import session_critical_paths
+
+    trace = import_paths([projects if source == "current" else LEGACY]).trace
+    hops = {h.hop_id: h for h in trace}
+    for e in trace.edges:
+        assert hops[e.src].end_s <= hops[e.dst].start_s + 1e-6, e
+        assert e.wait_s == pytest.approx(hops[e.dst].start_s - hops[e.src].end_s, abs=1e-6)
+    for sid, (_, makespan) in session_critical_paths(trace).items():
+        mine = [h for h in trace if h.session_id == sid]
+        span = max(h.end_s for h in mine) - min(h.start_s for h in mine)
+        assert makespan <= span + 1e-6

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from agentgraph.errors import ImportIssue
-from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
+from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
 from agentgraph.sources.jsonl import (
     as_int,
     first_record,
@@ -39,7 +39,6 @@ from agentgraph.sources.jsonl import (
 )
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
 
-MAIN = "main"
 _SKIPPED_TYPES = frozenset({
     "summary", "system", "attachment", "queue-operation", "last-prompt", "atis-latch",
     "tools-used", "cost-state", "file-history-snapshot", "custom-title", "tag",
@@ -270,7 +269,7 @@ class _LineReader:
         if file_agent is not None:
             return file_agent
         if not rec.get("isSidechain"):
-            return MAIN
+            return MAIN_AGENT
         uuid, parent = rec.get("uuid"), rec.get("parentUuid")
         root = self.sidechain_root.get(parent) if isinstance(parent, str) else None
         if root is None:
@@ -717,8 +716,8 @@ def _agents(s: _SessionLines, by_agent: dict[str, list[Hop]]) -> list[Agent]:
                     prompts.append((str(inp.get("prompt", "")), t.tool_use_id, agent_id))
     agents = []
     for agent_id in by_agent:
-        if agent_id == MAIN:
-            agents.append(Agent(s.session_id, MAIN))
+        if agent_id == MAIN_AGENT:
+            agents.append(Agent(s.session_id, MAIN_AGENT))
             continue
         meta_tool, meta_type = s.meta_spawn.get(agent_id, (None, None))
         tool_id = meta_tool or s.result_agent.get(agent_id) or _by_prompt(s, agent_id, prompts)
@@ -838,7 +837,7 @@ class ClaudeCodeImporter:
         self.book.local.clear()
         agents = _agents(s, by_agent)
         for a in agents:
-            if a.agent_id != MAIN and a.parent_agent_id is None and a.agent_type != "warmup":
+            if a.agent_id != MAIN_AGENT and a.parent_agent_id is None and a.agent_type != "warmup":
                 issues.append(ImportIssue(path, None, f"sub-agent {a.agent_id!r}: no spawning "
                                           "tool call found; imported without spawn/join edges"))
         emitted = {t.tool_use_id for hops in by_agent.values() for h in hops for t in h.tool_calls}
@@ -849,7 +848,7 @@ class ClaudeCodeImporter:
                                           f"{tool_id}) has no transcript; its hops are missing"))
         edges = _edges(s, agents, by_agent)
         hops = sorted((h for hs in by_agent.values() for h in hs),
-                      key=lambda h: (h.start_s, h.agent_id != MAIN, h.agent_id, h.index))
+                      key=lambda h: (h.start_s, h.agent_id != MAIN_AGENT, h.agent_id, h.index))
         return Trace(tuple(hops), tuple(edges), tuple(agents), self.block_size)
 
 

@@ -29,7 +29,7 @@ from typing import IO, Any
 import orjson
 
 from agentgraph.errors import ImportIssue
-from agentgraph.model import Agent, Edge, EdgeKind, Hop, Trace
+from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, Trace
 from agentgraph.sources.jsonl import read_records
 from agentgraph.tokens import shared_prefix_blocks
 
@@ -45,7 +45,6 @@ MOONCAKE_BLOCK_SIZE = 512
 """Tokens per ``hash_id`` in files without a v2 header (the Mooncake release traces)."""
 SCHEMA = "dynamo.agentic_mooncake"
 VERSION = 2
-MAIN = "main"
 UNKNOWN_MODEL = "unknown"
 BARRIER = "replay_barrier"
 """A v2 relation that orders replay only; it is not an edge of the call graph."""
@@ -438,7 +437,7 @@ def _place_untyped(rows: list[_Row], links: Links, order: list[int],
             first[group] = i
             others = (rows[link.src].group for link in links[i])
             parent[group] = next((g for g in others if g != group), None)
-    places = [(_root(row.group, parent), MAIN if parent[row.group] is None else row.group)
+    places = [(_root(row.group, parent), MAIN_AGENT if parent[row.group] is None else row.group)
               for row in rows]
     kinds = [[_classify(rows, i, link, first, parent, ctx) for link in links[i]]
              for i in range(len(rows))]
