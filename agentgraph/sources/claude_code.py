@@ -29,6 +29,7 @@ import orjson
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
 from agentgraph.sources.jsonl import (
+    MAX_TOKENS,
     as_int,
     first_record,
     first_time,
@@ -382,14 +383,19 @@ class _LineReader:
             agent.nodes[uuid] = (parent if isinstance(parent, str) else None, unit, t)
 
 
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                 "output_tokens")
+
+
 def _check_usage(usage: object) -> None:
     if usage is None:
         return
     if not isinstance(usage, dict):
         raise ValueError(f"'usage' must be an object, got {type(usage).__name__}")
-    for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-                 "output_tokens"):
-        token_count(usage.get(name), f"usage.{name}")
+    for name in _USAGE_FIELDS:
+        value = usage.get(name)
+        if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:  # fast path: plain ints
+            token_count(value, f"usage.{name}")  # raises with the reason, or accepts None
 
 
 def _check_request(rec: dict[str, Any]) -> None:
