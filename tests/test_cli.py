@@ -83,7 +83,8 @@ def test_graph_marks_the_critical_path(trace_file: Path, fmt: str,
         assert 'label="spawn 0.20s", style=dashed, color=red' in out
     else:
         assert out.startswith("flowchart TD")
-        assert "h0 -.->|spawn 0.20s| h2" not in out  # ids follow hop order
+        assert "  h1 -.->|spawn 0.20s| h2\n" in out  # ids follow hop order: main/1 -> sub/0
+        assert "  h3 -.->|join 0.60s| h4\n" in out
         assert "class h0,h1,h2,h3,h4 critical;" in out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +113,20 @@ def _kind(value: object) -> str:
 
 
 def parse_time(value: object) -> float | None:
-    """Seconds since the epoch from an ISO-8601 timestamp (``...Z`` accepted), else None."""
+    """Seconds since the epoch from an ISO-8601 timestamp (``...Z`` accepted; no zone = UTC).
+
+    >>> parse_time("1970-01-01T00:01:00Z"), parse_time("1970-01-01T00:01:00"), parse_time(5)
+    (60.0, 60.0, None)
+    """
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value).timestamp()
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if moment.tzinfo is None:  # Claude Code writes UTC ("...Z"); never the machine's zone
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 MAX_TOKENS = 100_000_000
