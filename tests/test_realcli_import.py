@@ -138,3 +138,26 @@ def test_long_single_agent_loop(long_run: ClaudeRun) -> None:
     assert [h.shared_prefix_tokens for h in hops[1:]] == [h.prompt_tokens for h in hops[:-1]]
     assert len(result.trace.edges) == 12
     assert all(e.kind is EdgeKind.SEQUENCE for e in result.trace.edges)
+
+
+def test_background_sub_agent_joins_after_it_finishes(claude_cli: Path,
+                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The CLI's default: the Agent call returns at once and the parent goes on; the sub-agent's
+    join goes into the first parent hop that starts after the sub-agent's last hop."""
+    from tests.realcli import run_claude
+
+    script = json.loads((SCRIPTS / "background_subagent.json").read_text())
+    run = run_claude(claude_cli, script, "Count files in the background.",
+                     tmp_path_factory.mktemp("bg"))
+    result = import_paths([run.projects_dir])
+    assert result.issues == ()
+    trace = result.trace
+    hops = {h.hop_id: h for h in trace}
+    sub = run.subagent_files[0].stem.removeprefix("agent-")
+    spawn = next(e for e in trace.edges if e.kind is EdgeKind.SPAWN)
+    join = next(e for e in trace.edges if e.kind is EdgeKind.JOIN)
+    assert (spawn.src.split("/", 1)[1], spawn.dst.split("/", 1)[1]) == ("main/0", f"{sub}/0")
+    assert join.src.split("/", 1)[1] == f"{sub}/1"
+    parent_after = [h for h in trace if h.agent_id == "main" and h.start_s >= hops[join.src].end_s]
+    assert join.dst == parent_after[0].hop_id
+    assert all(hops[e.src].end_s <= hops[e.dst].start_s + 1e-6 for e in trace.edges)
