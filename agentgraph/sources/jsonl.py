@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,17 +60,9 @@ def first_time(path: Path, max_lines: int = 200) -> float | None:
     """The first ``timestamp`` among a file's first lines (files may open with untimed lines)."""
     try:
         with open(path, "rb") as f:
-            for _, raw in zip(range(max_lines), f, strict=False):
-                try:
-                    rec = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    continue
-                t = parse_time(rec.get("timestamp")) if isinstance(rec, dict) else None
-                if t is not None:
-                    return t
+            return _time_among(line for _, line in zip(range(max_lines), f, strict=False))
     except OSError:
         return None
-    return None
 
 
 def last_time(path: Path, tail_bytes: int = 1 << 16) -> float | None:
@@ -83,7 +75,12 @@ def last_time(path: Path, tail_bytes: int = 1 << 16) -> float | None:
             lines = f.read().splitlines()
     except OSError:
         return None
-    for raw in reversed(lines[1:] if size > tail_bytes else lines):
+    return _time_among(reversed(lines[1:] if size > tail_bytes else lines))  # [0] may be cut
+
+
+def _time_among(lines: Iterable[bytes]) -> float | None:
+    """The timestamp of the first line, in the given order, that has a valid one."""
+    for raw in lines:
         try:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError:
