@@ -19,7 +19,7 @@ import orjson
 
 from agentgraph import traceio
 from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
-from agentgraph.model import Trace
+from agentgraph.model import Hop, Trace
 from agentgraph.sources import FORMATS, iter_import, merge
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -178,9 +178,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     trace = _load_any(args.trace, args.session)
     if args.json:
         sessions = {}
+        parts = _by_session(trace)
         for sid, (path, makespan) in graphmod.session_critical_paths(trace).items():
-            part = [h for h in trace.hop_list if h.session_id == sid]
-            sessions[sid] = {**Trace(tuple(part)).summary(), "makespan_s": makespan,
+            sessions[sid] = {**Trace(tuple(parts[sid])).summary(), "makespan_s": makespan,
                              "critical_path": path}
         _print_json({**trace.summary(), "block_size": trace.block_size, "session_list": sessions})
         return EXIT_OK
@@ -188,13 +188,20 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _by_session(trace: Trace) -> dict[str, list[Hop]]:
+    """Hops grouped by session, sessions in order of first appearance."""
+    groups: dict[str, list[Hop]] = {}
+    for hop in trace.hop_list:
+        groups.setdefault(hop.session_id, []).append(hop)
+    return groups
+
+
 def _print_tables(trace: Trace, out: IO[str]) -> None:
     from agentgraph import graph as graphmod
 
     makespans = graphmod.session_critical_paths(trace)
     agent_names = {(a.session_id, a.agent_id): a.agent_type for a in trace.agents}
-    for sid in trace.sessions():
-        hops = [h for h in trace.hop_list if h.session_id == sid]
+    for sid, hops in _by_session(trace).items():
         s = Trace(tuple(hops)).summary()
         out.write(f"session {sid}: {s['llm_hops']} hops, {s['agents']} agent(s), "
                   f"{s['tool_calls']} tool calls, prompt {s['prompt_tokens']} tok, "

@@ -82,11 +82,10 @@ def critical_path(g: nx.DiGraph[str]) -> tuple[list[str], float]:
 def session_critical_paths(trace: Trace) -> dict[str, tuple[list[str], float]]:
     """The critical path and makespan of each session."""
     g = build_graph(trace)
-    out = {}
-    for sid in trace.sessions():
-        nodes = [n for n, d in g.nodes(data=True) if d["session_id"] == sid]
-        out[sid] = critical_path(g.subgraph(nodes))
-    return out
+    by_session: dict[str, list[str]] = {sid: [] for sid in trace.sessions()}
+    for hop in trace.hop_list:
+        by_session[hop.session_id].append(hop.hop_id)
+    return {sid: critical_path(g.subgraph(nodes)) for sid, nodes in by_session.items()}
 
 
 def _label(d: dict[str, Any], node: str) -> str:
