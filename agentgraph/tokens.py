@@ -107,6 +107,21 @@ def _mix(base: int, offset: int) -> BlockHash:
     return BlockHash((z ^ (z >> 31)) & _MASK63)
 
 
+def _mix_scalar(runs: list[tuple[int, int, int]], size: int) -> list[BlockHash]:
+    """:func:`_mix` inlined over runs (no call per block; the hot path for short units)."""
+    out: list[int] = []
+    m64, step = _M64, size * _GOLDEN
+    for base, first, count in runs:
+        x = base + first * _GOLDEN
+        for _ in range(count):
+            z = x & m64
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
+            out.append((z ^ (z >> 31)) & _MASK63)
+            x += step
+    return cast(list[BlockHash], out)
+
+
 _VECTOR_MIN = 32  # measured crossover: scalar 0.6 µs per block, numpy ~20 µs per call
 
 
@@ -117,7 +132,7 @@ def _mix_runs(runs: list[tuple[int, int, int]], size: int) -> list[BlockHash]:
     """
     total = sum(n for _, _, n in runs)
     if total < _VECTOR_MIN:
-        return [_mix(b, o + i * size) for b, o, n in runs for i in range(n)]
+        return _mix_scalar(runs, size)
     counts = np.array([n for _, _, n in runs], dtype=np.int64)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     step = np.arange(total, dtype=np.int64) - starts
