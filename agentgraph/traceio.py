@@ -140,6 +140,10 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
                 hops.append(hop)
                 by_id[hop.hop_id] = hop
             elif kind == "edge":
+                for end in (rec["src"], rec["dst"]):
+                    if end not in by_id:  # writers put a part's edges after its hops
+                        raise TraceFormatError(f"edge {rec['src']} -> {rec['dst']} names unknown hop "
+                                               f"{end!r} (not on an earlier line)", path=name, line=lineno)
                 edges.append(Edge(rec["src"], rec["dst"], EdgeKind(rec["kind_of_edge"]),
                                   float(rec["wait_s"]), int(rec["added_tokens"])))
             elif kind == "agent":

@@ -307,3 +307,68 @@ def test_sources_of_different_block_sizes_exit_2(project: Path, tmp_path: Path,
     assert "different block sizes (512 and 64); pass --block-size with a multiple of both" in err
     assert main(["import", str(project), str(mooncake), "-o", str(tmp_path / "o.trace"),
                  "--block-size", "512"]) == 0
+
+
+def test_resumed_original_with_a_huge_last_line_keeps_its_calls(tmp_path: Path) -> None:
+    """The last timestamp is found however long the last line is (windows grow backwards)."""
+    project = tmp_path / "p"
+    shutil.copytree(LEGACY / "-work-resumed", project)
+    original = project / f"{ORIGINAL}.jsonl"
+    _edit_lines(original, b"assistant", lambda r: r.__setitem__("padding", "x" * 70_000), nth=-1)
+    assert _hops_by_session([project]) == {ORIGINAL: 3, RESUMED: 3}
+
+
+def test_non_string_parent_uuid(tmp_path: Path) -> None:
+    """A parentUuid that is not a string is treated as no parent, not a crash."""
+    project = tmp_path / "p"
+    shutil.copytree(LEGACY / "-work-resumed", project)
+    f = project / f"{ORIGINAL}.jsonl"
+    _edit_lines(f, b"assistant", lambda r: r.__setitem__("parentUuid", [1]))
+    assert len(import_paths([project]).trace) == 6
+
+
+def test_every_call_after_a_missing_line_is_counted(tmp_path: Path) -> None:
+    """All calls whose context passes through a lost line are counted in the warning."""
+    project = tmp_path / "p"
+    shutil.copytree(LEGACY / "-work-resumed", project)
+    f = project / f"{ORIGINAL}.jsonl"
+    _edit_lines(f, b"user", lambda r: r.__setitem__("parentUuid", "gone-uuid"))
+    messages = [str(i) for i in import_paths([f]).issues]
+    assert messages == [f"{f}: 3 call(s) of agent 'main' continue a line that is missing "
+                        "(parentUuid); their context starts after the gap"]
+
+
+def test_source_order_does_not_matter(tmp_path: Path) -> None:
+    """Naming a session's files in any order gives the same bytes (meta files included)."""
+    from agentgraph import traceio
+
+    project = tmp_path / "p"
+    shutil.copytree(LEGACY / "-work-v21-subagents", project)
+    sid = "65e28dea-468a-48a5-ab0a-3b8805d0b5d9"
+    agent = project / sid / "subagents" / "agent-a4e91c07.jsonl"
+    meta = agent.with_suffix(".meta.json")
+    meta.write_bytes(orjson.dumps({**orjson.loads(meta.read_bytes()), "agentType": "Explore"}))
+    forward = import_paths([project / f"{sid}.jsonl", agent])
+    backward = import_paths([agent, project / f"{sid}.jsonl"])
+    assert traceio.dumps(forward.trace) == traceio.dumps(backward.trace)
+    assert {a.agent_id: a.agent_type for a in backward.trace.agents}["a4e91c07"] == "Explore"
+
+
+def test_copies_of_a_session_in_two_trees(tmp_path: Path) -> None:
+    """An orphan session dir in one tree and the whole session in another: read once, from the
+    copy that has its session file, with one warning and no repeated lines."""
+    a, b = tmp_path / "a" / "proj", tmp_path / "b" / "proj"
+    shutil.copytree(LEGACY / "-work-v21-subagents", a)
+    shutil.copytree(LEGACY / "-work-v21-subagents", b)
+    sid = "65e28dea-468a-48a5-ab0a-3b8805d0b5d9"
+    (a / f"{sid}.jsonl").unlink()
+    result = import_paths([tmp_path / "a", tmp_path / "b"])
+    assert len(result.trace) == 8
+    assert [str(i) for i in result.issues] == []
+
+
+def test_a_native_trace_named_twice_is_read_once(tmp_path: Path, project: Path) -> None:
+    """Repeated sources of any format are read once."""
+    out = tmp_path / "t.trace"
+    assert main(["import", str(project), "-o", str(out)]) == 0
+    assert len(import_paths([out, out]).trace) == 5

@@ -83,6 +83,9 @@ def test_hash_ids_are_stored_as_deltas(tmp_path: Path) -> None:
         (b'{"format":"agentgraph.trace","version":1,"block_size":0}\n', "block_size must be a positive integer"),
         (b'{"format":"agentgraph.trace","version":1,"block_size":64,"meta":[1]}\n', "meta must be an object"),
         (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n[1, 2]\n', "a record must be a JSON object"),
+        (b'{"format":"agentgraph.trace","version":1,"block_size":64}\n{"kind":"edge","src":"a","dst":"b",'
+         b'"kind_of_edge":"sequence","wait_s":0,"added_tokens":0}\n',
+         "edge a -> b names unknown hop 'a' (not on an earlier line)"),
     ],
 )
 def test_bad_native_files_name_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:

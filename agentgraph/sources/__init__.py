@@ -56,8 +56,12 @@ def iter_import(
     if format is not None and format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
     claude_paths: list[Path] = []
+    seen: set[Path] = set()
     for source in sources:
-        path = Path(source)
+        path = Path(source).expanduser()
+        if path.exists() and path.resolve() in seen:
+            continue  # the same file named twice is read once
+        seen.add(path.resolve())
         if not path.exists():
             issues.append(ImportIssue(str(path), None, "no such file or directory"))
             continue

@@ -65,9 +65,11 @@ class SessionFiles:
 def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFiles]:
     """Group transcript files into sessions: files, session dirs, project dirs or trees.
 
-    All sources are discovered together, so a file named twice (or a project inside a tree
-    that is also given) is read once, and sessions are ordered over the whole import: by the
-    first timestamp in their files, then by id. Unreadable directories become issues.
+    All sources are discovered together and the result does not depend on their order: a file
+    named twice (or a project inside a tree also given) is read once; of several copies of a
+    session (same id, different directories) the one at the smallest path is read and the others
+    are reported; sessions are ordered by the first timestamp in their files, then by the last,
+    then by id. Unreadable directories become issues.
     """
     found = _Found(issues)
     for path in paths:
@@ -80,7 +82,7 @@ def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFi
                 found.project(project, only=None)
         else:
             issues.append(ImportIssue(str(path), None, "no such file or directory"))
-    return sorted(found.sessions.values(), key=_session_order)
+    return sorted(found.finish(), key=_session_order)
 
 
 def _listing(directory: Path, pattern: str, issues: list[ImportIssue]) -> list[Path]:
@@ -106,13 +108,13 @@ def _project_dirs(root: Path, issues: list[ImportIssue]) -> Iterator[Path]:
 
 
 class _Found:
-    """Sessions found so far, each file once (by resolved path)."""
+    """Candidate files, collected from every source, then resolved into sessions."""
 
     def __init__(self, issues: list[ImportIssue]) -> None:
         self.issues = issues
-        self.sessions: dict[str, SessionFiles] = {}
         self.seen: set[Path] = set()
-        self.copies: set[tuple[Path, str]] = set()  # (project dir, session) skipped as copies
+        self.places: dict[str, set[Path]] = {}  # session -> project dirs holding it (or its dir)
+        self.agent_files: dict[str, list[tuple[Path, Path]]] = {}  # session -> (project, file)
 
     def _new(self, path: Path) -> bool:
         real = path.resolve()
@@ -122,46 +124,59 @@ class _Found:
         return True
 
     def project(self, project: Path, only: Path | None) -> None:
-        for main in self._mains(project, only):
-            self._session(project, main.stem, main if main.is_file() else None)
-        loose = [only] if only is not None and only.name.startswith("agent-") else []
-        for agent_file in loose + _listing(project, "agent-*.jsonl", self.issues):
+        only_agent = only is not None and only.name.startswith("agent-")
+        if only is None:
+            listed = [p for p in _listing(project, "*.jsonl", self.issues) if not p.name.startswith("agent-")]
+            dirs = [d.parent.name for d in _listing(project, "*/subagents", self.issues)]
+            sids = sorted({p.stem for p in listed} | set(dirs))
+        else:
+            sids = [] if only_agent else [only.stem]
+        for sid in sids:
+            self.places.setdefault(sid, set()).add(project)
+            for agent_file in _listing(project / sid / "subagents", "agent-*.jsonl", self.issues):
+                self._agent(sid, project, agent_file)
+        loose = [only] if only_agent and only is not None else []
+        if only is None or not only_agent:
+            loose += _listing(project, "agent-*.jsonl", self.issues)
+        for agent_file in loose:
             rec = first_record(agent_file)
             sid = str(rec.get("sessionId")) if rec and rec.get("sessionId") else agent_file.stem
-            if (only is not None and agent_file != only and sid != only.stem) or not self._new(agent_file):
-                continue
-            if (project, sid) in self.copies:
-                continue  # belongs to a copy of a session read elsewhere (already reported)
-            self.sessions.setdefault(sid, SessionFiles(sid, None)).agents.append((agent_file, None))
+            if only is None or agent_file == only or sid == only.stem:
+                self._agent(sid, project, agent_file)
 
-    def _mains(self, project: Path, only: Path | None) -> list[Path]:
-        if only is not None:
-            return [] if only.name.startswith("agent-") else [only]
-        mains = [p for p in _listing(project, "*.jsonl", self.issues) if not p.name.startswith("agent-")]
-        stems = {p.stem for p in mains}
-        # a session directory whose session file is gone still holds its sub-agents
-        orphans = [project / f"{d.parent.name}.jsonl" for d in _listing(project, "*/subagents", self.issues)
-                   if d.parent.name not in stems]
-        return mains + orphans
+    def _agent(self, sid: str, project: Path, agent_file: Path) -> None:
+        if self._new(agent_file):
+            self.agent_files.setdefault(sid, []).append((project, agent_file))
 
-    def _session(self, project: Path, sid: str, main: Path | None) -> None:
-        if main is not None and not self._new(main):
-            return
-        files = self.sessions.get(sid)
-        if files is not None and files.main is not None and main is not None:
-            self.issues.append(ImportIssue(str(main), None, f"session {sid} was already read from "
-                                           f"{files.main}; this copy is skipped"))
-            self.copies.add((project, sid))
-            return
-        files = self.sessions.setdefault(sid, SessionFiles(sid, None))
-        files.main = main or files.main
-        if main is None:
-            self.issues.append(ImportIssue(str(project / f"{sid}.jsonl"), None, "session file "
+    def finish(self) -> list[SessionFiles]:
+        out = []
+        for sid in sorted(set(self.places) | set(self.agent_files)):
+            out.append(self._resolve(sid))
+        return out
+
+    def _resolve(self, sid: str) -> SessionFiles:
+        places = sorted(self.places.get(sid, ()))
+        with_file = [p for p in places if (p / f"{sid}.jsonl").is_file()]
+        chosen: Path | None = (with_file or places)[0] if (with_file or places) else None
+        for other in with_file[1:]:
+            self.issues.append(ImportIssue(str(other / f"{sid}.jsonl"), None, f"session {sid} "
+                                           f"is read from {with_file[0] / f'{sid}.jsonl'}; this copy is skipped"))
+        main = chosen / f"{sid}.jsonl" if chosen is not None and chosen in with_file else None
+        if chosen is not None and main is None:
+            self.issues.append(ImportIssue(str(chosen / f"{sid}.jsonl"), None, "session file "
                                            "missing; importing its sub-agents only"))
-        for agent_file in _listing(project / sid / "subagents", "agent-*.jsonl", self.issues):
-            if self._new(agent_file):
-                meta = agent_file.with_suffix(".meta.json")
-                files.agents.append((agent_file, meta if meta.is_file() else None))
+        copies = set(places) - {chosen}
+        agents = sorted((f for project, f in self.agent_files.get(sid, ()) if project not in copies),
+                        key=lambda f: (f.name, str(f)))
+        files = SessionFiles(sid, main)
+        names: set[str] = set()
+        for f in agents:
+            if f.name in names:
+                continue  # the same sub-agent file in two places
+            names.add(f.name)
+            meta = f.with_suffix(".meta.json")
+            files.agents.append((f, meta if meta.is_file() else None))
+        return files
 
 
 def _session_order(files: SessionFiles) -> tuple[float, float, str]:
@@ -357,7 +372,8 @@ class _LineReader:
         key = str(rec.get("requestRef") or (f"{mid}:{rid}" if mid else rec.get("uuid")))
         resp = agent.responses.get(key)
         if resp is None:
-            resp = _Response(rec.get("uuid"), rec.get("parentUuid"), None, t or 0.0,
+            parent = rec.get("parentUuid")
+            resp = _Response(rec.get("uuid"), parent if isinstance(parent, str) else None, None, t or 0.0,
                              str(message.get("model") or "unknown"), None, 0, None, [], [],
                              mid, rid)
             agent.responses[key] = resp
@@ -395,7 +411,11 @@ def _check_usage(usage: object) -> None:
     for name in _USAGE_FIELDS:
         value = usage.get(name)
         if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:  # fast path: plain ints
-            token_count(value, f"usage.{name}")  # raises with the reason, or accepts None
+            token_count(value, f"usage.{name}")  # raises with the reason, or accepts None/7.0
+    split = usage.get("cache_creation")
+    if isinstance(split, dict):
+        for name in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"):
+            token_count(split.get(name), f"usage.cache_creation.{name}")
 
 
 def _check_request(rec: dict[str, Any]) -> None:
@@ -570,6 +590,7 @@ class _ChainCache:
         self.units_before: list[int] = []  # len(units) up to and including uuids[i]
         self.pos: dict[str, int] = {}
         self.gaps = 0  # calls whose chain reaches a parent line that is not in the files
+        self.rooted_in_gap = False  # the cached chain's root names a missing parent
 
     def context(self, uuid: str | None) -> tuple[list[tuple[bytes, int | None]], float | None]:
         """The units of the chain ending at ``uuid`` (root first) and the nearest line time."""
@@ -579,9 +600,10 @@ class _ChainCache:
             seen.add(cursor)
             walked.append(cursor)
             cursor = self.nodes[cursor][0]
-        if cursor is not None and cursor not in self.nodes:
-            self.gaps += 1
         keep = self.pos[cursor] + 1 if cursor is not None and cursor in self.pos else 0
+        if keep == 0:  # a new chain from its root: does the root continue a missing line?
+            self.rooted_in_gap = cursor is not None and cursor not in self.nodes
+        self.gaps += self.rooted_in_gap
         for dropped in self.uuids[keep:]:
             del self.pos[dropped]
         del self.uuids[keep:], self.units_before[keep:]

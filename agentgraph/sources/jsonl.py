@@ -66,16 +66,24 @@ def first_time(path: Path, max_lines: int = 200) -> float | None:
 
 
 def last_time(path: Path, tail_bytes: int = 1 << 16) -> float | None:
-    """The last ``timestamp`` in a file's final ``tail_bytes`` (read from the end, not the whole file)."""
+    """The last ``timestamp`` of a file, reading backwards from the end in growing windows."""
     try:
         with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - tail_bytes))
-            lines = f.read().splitlines()
+            size = f.seek(0, 2)
+            window = tail_bytes
+            while True:
+                start = max(0, size - window)
+                f.seek(max(0, start - 1))
+                chunk = f.read(size - max(0, start - 1))
+                # the window's first line is whole only if it starts the file or follows a newline
+                whole = start == 0 or chunk[:1] == b"\n"
+                lines = (chunk[1:] if start else chunk).splitlines()
+                found = _time_among(reversed(lines if whole else lines[1:]))
+                if found is not None or start == 0:
+                    return found
+                window *= 4
     except OSError:
         return None
-    return _time_among(reversed(lines[1:] if size > tail_bytes else lines))  # [0] may be cut
 
 
 def _time_among(lines: Iterable[bytes]) -> float | None:
@@ -131,18 +139,24 @@ MAX_TOKENS = 100_000_000
 
 
 def as_int(value: object) -> int:
-    """A trusted count field: ints as is, anything else 0 (see :func:`token_count`)."""
+    """A count field already checked by :func:`token_count`: ints (and integral floats) as is,
+    anything else 0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def token_count(value: object, field: str) -> int:
-    """A token count from a source: absent is 0; anything but an integer in [0, 1e8] is an error.
+    """A token count from a source: absent is 0, integral floats are integers, and anything but
+    an integer in [0, 1e8] is an error.
 
-    >>> token_count(12, "input_tokens"), token_count(None, "input_tokens")
-    (12, 0)
+    >>> token_count(12, "input_tokens"), token_count(None, "input_tokens"), token_count(7.0, "x")
+    (12, 0, 7)
     """
     if value is None:
         return 0
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_TOKENS:
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
         raise ValueError(f"{field} must be an integer in [0, {MAX_TOKENS}], got {value!r}")
     return value
