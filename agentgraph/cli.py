@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentgraph", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"agentgraph {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import transcripts / traces into one agentgraph.trace file",
@@ -81,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     gr.set_defaults(run=_cmd_graph)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agentgraph")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _positive(text: str) -> int:

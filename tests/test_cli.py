@@ -100,11 +100,13 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "Traceback" not in err
 
 
-def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every command has --help."""
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command has --help; --version names the installed version."""
     for command in ("import", "inspect", "graph"):
         assert main([command, "--help"]) == 0
     assert "usage: agentgraph import" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == "agentgraph 0.1.0\n"
 
 
 def test_console_script_runs(trace_file: Path) -> None:
