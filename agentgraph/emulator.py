@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from aiohttp import web
 
 from agentgraph.errors import TraceFormatError
 from agentgraph.model import MAIN_AGENT
+from agentgraph.serving import BackgroundApp
 from agentgraph.tokens import canonical_json, estimate_tokens, unit_key
 
 __all__ = [
@@ -646,17 +646,14 @@ class ScriptedUpstream:
         parsed = script if isinstance(script, Script) else parse_script(script)
         self.emulator = Emulator(parsed, clock=clock, min_cacheable_tokens=min_cacheable_tokens)
         self.host = host
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = BackgroundApp(lambda: make_app(self.emulator), host, 0, "agentgraph-emulator")
 
     @property
     def url(self) -> str:
         """Base URL to give the client as ``ANTHROPIC_BASE_URL``."""
-        if self._port is None:
+        if self._server.port is None:
             raise RuntimeError("the upstream is not running; use it in a with block")
-        return f"http://{self.host}:{self._port}"
+        return self._server.url
 
     @property
     def log(self) -> list[ServedRequest]:
@@ -670,32 +667,12 @@ class ScriptedUpstream:
 
     def start(self) -> ScriptedUpstream:
         """Start serving in a daemon thread; returns once the port is bound."""
-        assert self._loop is None, "the upstream is already running"
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="agentgraph-emulator")  # fmt: skip
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._start_site(), self._loop)
-        self._port = future.result(timeout=30)
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and release the thread, the loop and the port."""
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
-        self._loop = self._thread = self._runner = None
-        self._port = None
-
-    async def _start_site(self) -> int:
-        self._runner = web.AppRunner(make_app(self.emulator), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0).start()
-        return int(self._runner.addresses[0][1])
+        self._server.stop()
 
     def __enter__(self) -> ScriptedUpstream:
         return self.start()
