@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--session", help="only this session id (or a unique prefix)")
     ins.set_defaults(run=_cmd_inspect)
 
+    rec = sub.add_parser("record", help="record Anthropic API calls through a local proxy",
+                         description="Run a recording proxy for the Anthropic Messages API. With a "
+                         "command after --, start it with ANTHROPIC_BASE_URL pointing at the proxy "
+                         "and stop when it exits (the exit status is the command's); without one, "
+                         "record until interrupted. API keys and auth headers are never written.")
+    rec.add_argument("--upstream", required=True, metavar="URL", help="where to forward, e.g. https://api.anthropic.com")
+    rec.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    rec.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    rec.add_argument("-o", "--output", required=True, metavar="FILE", help="agentgraph.record file (appended to)")
+    rec.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
+                     help="the program to run against the proxy")
+    rec.set_defaults(run=_cmd_record)
+
     gr = sub.add_parser("graph", help="the call graph as DOT, Mermaid or JSON, critical path marked")
     gr.add_argument("trace", nargs="+", metavar="TRACE")
     gr.add_argument("--format", choices=("dot", "mermaid", "json"), default="dot")
@@ -233,6 +246,29 @@ def _print_tables(trace: Trace, out: IO[str]) -> None:
             out.write("  " + "  ".join(c.rjust(w) if i not in (1, 8) else c.ljust(w)
                                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() + "\n")
         out.write("\n")
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+    import threading
+
+    from agentgraph.record import RecordingProxy
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    with RecordingProxy(args.upstream, args.output, host=args.host, port=args.port) as proxy:
+        print(f"recording {proxy.url} -> {args.upstream} into {args.output}", file=sys.stderr, flush=True)
+        if command:
+            env = {**os.environ, "ANTHROPIC_BASE_URL": proxy.url}
+            status = subprocess.run(command, env=env, check=False).returncode
+        else:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            stop.wait()
+            status = EXIT_OK
+    print(f"recorded {proxy.writer.count} call(s) into {args.output}", file=sys.stderr)
+    return status
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:

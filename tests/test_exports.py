@@ -8,6 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", [
+    "agentgraph.record", "agentgraph.serving", "agentgraph.sources.recording",
     "agentgraph", "agentgraph.emulator", "agentgraph.frames", "agentgraph.graph", "agentgraph.model",
     "agentgraph.sources", "agentgraph.sources.mooncake", "agentgraph.tokens", "agentgraph.traceio",
     "schedulers",

@@ -16,7 +16,7 @@ from agentgraph.sources.claude_code import ClaudeCodeImporter, looks_like_claude
 from agentgraph.sources.jsonl import first_record
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE
 
-FORMATS = ("agentgraph", "claude-code", "mooncake")
+FORMATS = ("agentgraph", "claude-code", "mooncake", "recording")
 
 __all__ = ["FORMATS", "ImportResult", "detect_format", "import_paths", "iter_import"]
 
@@ -30,7 +30,7 @@ class ImportResult:
 
 
 def detect_format(path: Path) -> str | None:
-    """``agentgraph``, ``claude-code`` or ``mooncake`` from a path and its first line."""
+    """``agentgraph``, ``claude-code``, ``mooncake`` or ``recording`` from a path and its first line."""
     if path.is_dir():
         return "claude-code"
     rec = first_record(path)
@@ -38,6 +38,8 @@ def detect_format(path: Path) -> str | None:
         return "claude-code" if path.suffix == ".jsonl" and path.stat().st_size else None
     if rec.get("format") == "agentgraph.trace":
         return "agentgraph"
+    if rec.get("format") == "agentgraph.record":
+        return "recording"
     if "hash_ids" in rec or "input_length" in rec or str(rec.get("schema", "")).startswith("dynamo"):
         return "mooncake"
     if looks_like_claude_code(rec):
@@ -71,6 +73,10 @@ def iter_import(
                                       "transcript, Mooncake trace or agentgraph trace); skipped"))
         elif kind == "claude-code":
             claude_paths.append(path)  # discovered together: one order, each file once
+        elif kind == "recording":
+            from agentgraph.sources.recording import read_recording
+
+            yield from read_recording(path, issues, ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE))
         else:
             yield _READERS[kind](path, issues, block_size)
     if claude_paths:

@@ -853,15 +853,20 @@ class ClaudeCodeImporter:
         return self._build(s, str(files.paths()[0]), issues)
 
     def _build(self, s: _SessionLines, path: str, issues: list[ImportIssue]) -> Trace:
+        calls = {agent.agent_id: (_current_calls(s, agent, path, issues) if agent.requests
+                                  else _legacy_calls(s, agent, self.seen_calls, path, issues))
+                 for agent in s.agents.values()}
         shared_keys = frozenset(k for units in s.shapes.values() for k, _ in units)
+        return self.assemble(s, calls, shared_keys, path, issues)
+
+    def assemble(self, s: _SessionLines, calls_by_agent: dict[str, list[_Call]],
+                 shared_keys: frozenset[bytes], path: str, issues: list[ImportIssue]) -> Trace:
+        """Size, hash and link one session's calls (shared by every Claude Code source)."""
         by_agent: dict[str, list[Hop]] = {}
-        for agent in s.agents.values():
-            calls = (_current_calls(s, agent, path, issues) if agent.requests
-                     else _legacy_calls(s, agent, self.seen_calls, path, issues))
-            hops = _hops(s.session_id, agent.agent_id, calls, self.book, shared_keys,
-                         self.block_size, s.results)
+        for agent_id, calls in calls_by_agent.items():
+            hops = _hops(s.session_id, agent_id, calls, self.book, shared_keys, self.block_size, s.results)
             if hops:
-                by_agent[agent.agent_id] = hops
+                by_agent[agent_id] = hops
         self.book.local.clear()
         agents = _agents(s, by_agent)
         for a in agents:

@@ -1,0 +1,174 @@
+"""The recording proxy: transparent to the client, one record per call, no secrets on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agentgraph.emulator import ScriptedUpstream, parse_script
+from agentgraph.record import RecordingProxy
+from agentgraph.sources import import_paths
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
+AGENTGRAPH = str(Path(sys.executable).parent / "agentgraph")
+KEY = "sk-agentgraph-secret-key-123"
+SCRIPT = {"agents": {"main": {"turns": [
+    {"text": "first", "tool_use": [{"name": "Bash", "input": {"command": "ls"}}]},
+    {"text": "second"},
+    {"text": "third", "delay_s": 5.0},
+]}}}
+
+
+def _body(turn: int, stream: bool = True) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
+    for i in range(turn):
+        messages += [{"role": "assistant", "content": [{"type": "text", "text": f"t{i}"}]},
+                     {"role": "user", "content": [{"type": "text", "text": f"more {i}"}]}]
+    return {"model": "claude-test-1", "max_tokens": 100, "stream": stream, "messages": messages,
+            "system": [{"type": "text", "text": "be brief " * 300, "cache_control": {"type": "ephemeral"}}]}
+
+
+def _post(url: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url + "/v1/messages?beta=true", data=orjson.dumps(body), method="POST",
+                                     headers={"content-type": "application/json", "x-api-key": KEY,
+                                              "authorization": f"Bearer {KEY}", "cookie": f"s={KEY}",
+                                              "x-claude-code-session-id": "sess-1"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+
+
+def test_stream_and_json_pass_through_unchanged(tmp_path: Path) -> None:
+    """The client gets the same status, request-id and bytes through the proxy as directly."""
+    for stream in (True, False):
+        with ScriptedUpstream(SCRIPT) as direct, ScriptedUpstream(SCRIPT) as behind, \
+                RecordingProxy(behind.url, tmp_path / f"r{stream}.jsonl") as proxy:
+            status_a, headers_a, body_a = _post(direct.url, _body(0, stream))
+            status_b, headers_b, body_b = _post(proxy.url, _body(0, stream))
+        assert (status_b, headers_b["request-id"], body_b) == (status_a, headers_a["request-id"], body_a)
+        assert headers_b["content-type"] == headers_a["content-type"]
+
+
+def test_one_record_per_call_with_the_reassembled_message(tmp_path: Path) -> None:
+    """A streamed call is recorded with its request, the message rebuilt from the events, usage
+    and timings in order."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        _post(proxy.url, _body(0))
+    header, rec = (orjson.loads(line) for line in out.read_bytes().splitlines())
+    assert header == {"format": "agentgraph.record", "version": 1}
+    assert rec["status"] == 200 and rec["request"] == _body(0)
+    assert [b["type"] for b in rec["response"]["content"]] == ["text", "tool_use"]
+    assert rec["response"]["content"][1]["input"] == {"command": "ls"}
+    assert rec["response"]["stop_reason"] == "tool_use"
+    assert rec["response"]["usage"] == up.log[0].usage | {"output_tokens": up.log[0].usage["output_tokens"]}
+    assert rec["t_request_s"] <= rec["t_first_byte_s"] <= rec["t_last_byte_s"]
+    assert rec["request_headers"]["x-claude-code-session-id"] == "sess-1"
+
+
+def test_secrets_never_touch_disk(tmp_path: Path) -> None:
+    """API key, authorization and cookie values appear nowhere in what the proxy wrote."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        _post(proxy.url, _body(0))
+        _post(proxy.url, _body(1, stream=False))
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY.encode() not in written
+    assert not re.search(rb"x-api-key|authorization|cookie", written, flags=re.I)
+
+
+def test_upstream_errors_reach_the_client_and_are_recorded(tmp_path: Path) -> None:
+    """A 400 from upstream passes through as is; its record imports as a reported non-hop."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        direct = _post(up.url, _body(7))
+        status, _, body = _post(proxy.url, _body(7))
+    assert (status, body) == (direct[0], direct[2]) and status == 400
+    assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
+    result = import_paths([out])
+    assert [str(i) for i in result.issues] == [f"{out}:2: call not imported: status 400 (upstream error)"]
+
+
+def test_unreachable_upstream_gives_an_api_style_502(tmp_path: Path) -> None:
+    """No upstream: the client gets 502 with an API error body, and the call is recorded."""
+    out = tmp_path / "r.jsonl"
+    with RecordingProxy("http://127.0.0.1:9", out) as proxy:
+        status, _, body = _post(proxy.url, _body(0))
+    assert status == 502
+    assert "upstream unreachable" in orjson.loads(body)["error"]["message"]
+    assert orjson.loads(out.read_bytes().splitlines()[1])["status"] == 502
+
+
+def test_kill_9_mid_stream_leaves_complete_records(tmp_path: Path) -> None:
+    """The proxy killed during a slow call: the calls before it are on disk and import."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up:
+        proc = subprocess.Popen([AGENTGRAPH, "record", "--upstream", up.url, "-o", str(out)],
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        url = re.search(r"recording (http://\S+)", proc.stderr.readline())
+        assert url, "proxy did not announce its address"
+        _post(url.group(1), _body(0))
+        _post(url.group(1), _body(1))
+        slow = subprocess.Popen([sys.executable, "-c", "import sys, urllib.request as u; "
+                                 "u.urlopen(u.Request(sys.argv[1] + '/v1/messages', data=sys.argv[2].encode(), "
+                                 "method='POST', headers={'content-type': 'application/json'}), timeout=30)",
+                                 url.group(1), json.dumps(_body(2))], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # the upstream holds the third call for 5 s
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        proc.stderr.close()
+        slow.wait(30)
+    result = import_paths([out])
+    assert result.issues == ()
+    assert [h.output_tokens > 0 for h in result.trace] == [True, True]
+
+
+@pytest.mark.realcli
+def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path: Path) -> None:
+    """`agentgraph record -- claude ...`: the recording imports to the same hops, agents, edges,
+    tool calls and usage as the CLI's own transcript, and its shared prefixes are the cache hits."""
+    from tests.realcli import cli_env
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    out = tmp_path / "session.record.jsonl"
+    script = parse_script(json.loads((SCRIPTS / "tools_and_subagent.json").read_text()), {"WORK_DIR": str(work)})
+    with ScriptedUpstream(script) as up:
+        proc = subprocess.run([AGENTGRAPH, "record", "--upstream", up.url, "-o", str(out), "--",
+                               str(claude_cli), "-p", "go", "--allowedTools", "Bash", "Read", "Write", "Agent"],
+                              cwd=work, env=cli_env(home, "http://127.0.0.1:9"), capture_output=True, text=True,
+                              timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "recorded 6 call(s)" in proc.stderr
+    recorded = import_paths([out])
+    transcript = import_paths([home / ".claude" / "projects"])
+    assert recorded.issues == () and transcript.issues == ()
+
+    def shape(trace: Any) -> list[tuple[Any, ...]]:
+        return [(h.agent_id, h.index, h.prompt_tokens, h.output_tokens, h.usage,
+                 [(t.name, json.loads(t.input_json), t.is_error) for t in h.tool_calls]) for h in trace]
+
+    assert shape(recorded.trace) == shape(transcript.trace)
+    assert sorted((e.kind, e.src, e.dst) for e in recorded.trace.edges) == sorted(
+        (e.kind, e.src, e.dst) for e in transcript.trace.edges)
+    assert [(a.agent_id, a.parent_agent_id, a.spawn_tool_use_id) for a in recorded.trace.agents] == [
+        (a.agent_id, a.parent_agent_id, a.spawn_tool_use_id) for a in transcript.trace.agents]
+    assert [h.shared_prefix_tokens for h in recorded.trace if h.index] == [
+        h.usage.cache_read_tokens for h in recorded.trace if h.index and h.usage]
+    assert b"sk-agentgraph-emulator" not in out.read_bytes()
