@@ -172,3 +172,25 @@ def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path
     assert [h.shared_prefix_tokens for h in recorded.trace if h.index] == [
         h.usage.cache_read_tokens for h in recorded.trace if h.index and h.usage]
     assert b"sk-agentgraph-emulator" not in out.read_bytes()
+
+
+def test_damaged_recording_keeps_the_good_calls(tmp_path: Path) -> None:
+    """Bad lines and failed calls in a recording are reported by line; good calls import."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        _post(proxy.url, _body(0))
+        _post(proxy.url, _body(1))
+    header, first, second = out.read_bytes().splitlines()
+    cut = orjson.loads(second) | {"response": None, "error": "stream cut"}
+    failed = orjson.loads(second) | {"status": 529}
+    odd = {"kind": "note"}
+    out.write_bytes(b"\n".join([header, first, orjson.dumps(cut), orjson.dumps(failed), orjson.dumps(odd),
+                                second, b'{"kind": "call", "seq"']))
+    result = import_paths([out])
+    assert [str(i) for i in result.issues] == [
+        f"{out}:3: call not imported: no complete response message (stream cut or error event)",
+        f"{out}:4: call not imported: status 529 (upstream error)",
+        f"{out}:5: unknown record kind 'note'; skipped",
+        f"{out}:7: truncated last line (no newline, incomplete JSON); skipped",
+    ]
+    assert [h.index for h in result.trace] == [0, 1]
