@@ -194,3 +194,36 @@ def test_damaged_recording_keeps_the_good_calls(tmp_path: Path) -> None:
         f"{out}:7: truncated last line (no newline, incomplete JSON); skipped",
     ]
     assert [h.index for h in result.trace] == [0, 1]
+
+
+def test_64_concurrent_streams_lose_no_record_and_corrupt_no_stream(tmp_path: Path) -> None:
+    """64 sessions streaming at once: every client stream is complete and well-formed, and the
+    file holds exactly one record per session, each matching what its client received."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentgraph.record import SSEAssembler
+
+    out = tmp_path / "r.jsonl"
+
+    def one(args: tuple[str, int]) -> tuple[int, bytes]:
+        url, n = args
+        body = _body(0) | {"system": [{"type": "text", "text": f"session {n} " * 600,
+                                       "cache_control": {"type": "ephemeral"}}]}
+        request = urllib.request.Request(url + "/v1/messages", data=orjson.dumps(body), method="POST",
+                                         headers={"content-type": "application/json",
+                                                  "x-claude-code-session-id": f"s{n:02d}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return n, response.read()
+
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy, \
+            ThreadPoolExecutor(64) as pool:
+        streams = dict(pool.map(one, [(proxy.url, n) for n in range(64)]))
+    records = {r["request_headers"]["x-claude-code-session-id"]: r
+               for r in map(orjson.loads, out.read_bytes().splitlines()[1:])}
+    assert sorted(records) == [f"s{n:02d}" for n in range(64)]
+    for n, raw in streams.items():
+        assert raw.endswith(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+        sse = SSEAssembler()
+        sse.feed(raw)
+        assert sse.error is None and sse.message == records[f"s{n:02d}"]["response"]
+        assert sse.message is not None and sse.message["usage"]["cache_creation_input_tokens"] > 0
