@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", [
-    "agentgraph.record", "agentgraph.serving", "agentgraph.sources.recording",
+    "agentgraph.record", "agentgraph.serving", "agentgraph.sources.recording", "agentgraph.units",
     "agentgraph", "agentgraph.emulator", "agentgraph.frames", "agentgraph.graph", "agentgraph.model",
     "agentgraph.sources", "agentgraph.sources.mooncake", "agentgraph.tokens", "agentgraph.traceio",
     "schedulers",

@@ -39,6 +39,7 @@ from agentgraph.sources.jsonl import (
     token_count,
 )
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
+from agentgraph.units import plain_unit
 
 _SKIPPED_TYPES = frozenset({
     "summary", "system", "attachment", "queue-operation", "last-prompt", "atis-latch",
@@ -320,8 +321,8 @@ class _LineReader:
 
     def _shape(self, rec: dict[str, Any]) -> None:
         shape = rec["shape"]
-        units = [_plain_unit(t) for t in shape.get("tools") or ()]
-        units += [_plain_unit(b) for b in shape.get("system") or ()]
+        units = [plain_unit(t) for t in shape.get("tools") or ()]
+        units += [plain_unit(b) for b in shape.get("system") or ()]
         self.s.shapes[str(rec["shapeHash"])] = units
 
     def _user(self, rec: dict[str, Any], agent: _AgentLines) -> None:
@@ -426,19 +427,6 @@ def _check_request(rec: dict[str, Any]) -> None:
         raise ValueError("'tail' must be a list of hash strings")
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
         raise ValueError("'keep' must be a non-negative integer")
-
-
-def _plain_unit(value: Any) -> tuple[bytes, int]:
-    data = canonical_json(_strip_cache_control(value))
-    return unit_key(data), estimate_tokens(data)
-
-
-def _strip_cache_control(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_strip_cache_control(v) for v in value]
-    return value
 
 
 def _all_results(content: Any) -> bool:

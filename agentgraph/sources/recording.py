@@ -10,24 +10,16 @@ carrying its ``tool_result`` was sent.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Trace
-from agentgraph.sources.claude_code import (
-    ClaudeCodeImporter,
-    _Call,
-    _check_usage,
-    _plain_unit,
-    _SessionLines,
-    _strip_cache_control,
-    _usage,
-)
+from agentgraph.sources.claude_code import ClaudeCodeImporter, _Call, _check_usage, _SessionLines, _usage
 from agentgraph.sources.jsonl import as_int, read_records
-from agentgraph.tokens import canonical_json, estimate_tokens
+from agentgraph.tokens import canonical_json
+from agentgraph.units import request_units
 
 __all__ = ["read_recording"]
 
@@ -97,12 +89,8 @@ def _session(sid: str, records: list[dict[str, Any]], path: str, issues: list[Im
 
 def _call(agent: str, rec: dict[str, Any]) -> tuple[_Call, list[bytes]]:
     request, response = rec["request"], rec["response"]
-    system = request.get("system") or []
-    if isinstance(system, str):
-        system = [{"type": "text", "text": system}]
-    fixed = [_plain_unit(t) for t in request.get("tools") or ()] + [_plain_unit(b) for b in system]
-    units: list[tuple[bytes, int | None]] = list(fixed)
-    units += [_message_unit(m) for m in request["messages"]]
+    fixed, messages = request_units(request)
+    units: list[tuple[bytes, int | None]] = [*fixed, *messages]
     _check_usage(response["usage"])
     usage = _usage(response["usage"], as_int(response["usage"].get("output_tokens")))
     assert usage is not None
@@ -113,19 +101,6 @@ def _call(agent: str, rec: dict[str, Any]) -> tuple[_Call, list[bytes]]:
                  units, usage, usage.output_tokens, response.get("stop_reason"),
                  str(rec["response_headers"].get("request-id") or rec.get("seq")), tools)
     return call, [k for k, _ in fixed]
-
-
-def _message_unit(message: Any) -> tuple[bytes, int]:
-    """SHA-256 of sorted compact ``{"role","content"}`` JSON (the CLI's own message hash), with
-    string content as the one text block the API reads it as: the CLI re-sends some messages
-    as plain strings after sending them as blocks, and the API's cache sees no difference."""
-    if not isinstance(message, dict):
-        raise ValueError("a message is not an object")
-    content = message.get("content")
-    if isinstance(content, str):
-        content = [{"type": "text", "text": content}]
-    data = canonical_json(_strip_cache_control({"role": message.get("role"), "content": content}))
-    return hashlib.sha256(data).digest()[:16], estimate_tokens(data)
 
 
 def _note_results(s: _SessionLines, messages: list[Any], t: float) -> None:
