@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     rec.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     rec.add_argument("-o", "--output", required=True, metavar="FILE", help="agentgraph.record file (appended to)")
+    rec.add_argument("--redact", action="store_true",
+                     help="store unit hashes and sizes instead of content (imports to the same blocks)")
     rec.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                      help="the program to run against the proxy")
     rec.set_defaults(run=_cmd_record)
@@ -256,7 +258,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from agentgraph.record import RecordingProxy
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with RecordingProxy(args.upstream, args.output, host=args.host, port=args.port) as proxy:
+    with RecordingProxy(args.upstream, args.output, host=args.host, port=args.port, redact=args.redact) as proxy:
         print(f"recording {proxy.url} -> {args.upstream} into {args.output}", file=sys.stderr, flush=True)
         if command:
             env = {**os.environ, "ANTHROPIC_BASE_URL": proxy.url}

@@ -10,6 +10,7 @@ See ``docs/recording.md``.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import zlib
@@ -21,6 +22,7 @@ import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from agentgraph.serving import BackgroundApp
+from agentgraph.units import request_units
 
 __all__ = [
     "FORMAT",
@@ -30,6 +32,8 @@ __all__ = [
     "RecordWriter",
     "RecordingProxy",
     "SSEAssembler",
+    "redact",
+    "text_hash",
 ]
 
 FORMAT = "agentgraph.record"
@@ -172,8 +176,9 @@ class RecordingProxy:
     """The proxy, served from a background thread: ``with RecordingProxy(upstream, out) as p``."""
 
     def __init__(self, upstream: str, out: str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                 read_timeout_s: float = 600.0) -> None:
+                 read_timeout_s: float = 600.0, redact: bool = False) -> None:
         self.upstream = upstream.rstrip("/")
+        self.redact = redact
         self.writer = RecordWriter(out)
         self.read_timeout_s = read_timeout_s
         self._server = BackgroundApp(self._app, host, port, "agentgraph-record")
@@ -214,7 +219,7 @@ class RecordingProxy:
         finally:
             record.setdefault("t_last_byte_s", time.time())
             if request.path.startswith("/v1/messages"):
-                self.writer.append(record)
+                self.writer.append(redact(record) if self.redact else record)
         return response
 
     async def _relay(self, request: web.Request, body: bytes, record: dict[str, Any]) -> web.StreamResponse:
@@ -257,6 +262,61 @@ class RecordingProxy:
                 record["response"] = _json_or_none(bytes(raw))
             await out.write_eof()
         return out
+
+
+def redact(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every piece of content replaced by its unit key, size and the few
+    hashes import needs (tool results, sub-agent prompts): a redacted recording imports to the
+    same hops, block hashes, usage and edges as the full one, but holds no prompt, message,
+    tool description or tool input."""
+    out = dict(record)
+    request = record.get("request")
+    if isinstance(request, dict) and isinstance(request.get("messages"), list):
+        fixed, messages = request_units(request)
+        kept = {k: v for k, v in request.items() if k not in _CONTENT_KEYS}
+        out["request"] = {**kept, "redacted": True,
+                          "fixed": [_unit_ref(u) for u in fixed],
+                          "messages": [_message_ref(m, u) for m, u in zip(request["messages"], messages, strict=True)]}
+    response = record.get("response")
+    if isinstance(response, dict) and isinstance(response.get("content"), list):
+        out["response"] = {**response, "content": [_block_ref(b) for b in response["content"]]}
+    return out
+
+
+_CONTENT_KEYS = frozenset({"messages", "system", "tools", "metadata", "tool_choice"})
+
+
+def _unit_ref(unit: tuple[bytes, int]) -> dict[str, Any]:
+    return {"key": unit[0].hex(), "tokens_est": unit[1]}
+
+
+def _message_ref(message: Any, unit: tuple[bytes, int]) -> dict[str, Any]:
+    ref: dict[str, Any] = {**_unit_ref(unit), "role": message.get("role") if isinstance(message, dict) else None}
+    content = message.get("content") if isinstance(message, dict) else None
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+    ref["tool_results"] = [[b.get("tool_use_id"), b.get("is_error") is True] for b in blocks
+                           if isinstance(b, dict) and b.get("type") == "tool_result"]
+    ref["text_sha256"] = [text_hash(b["text"]) for b in blocks
+                          if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return ref
+
+
+def _block_ref(block: Any) -> Any:
+    if not isinstance(block, dict):
+        return None
+    ref = {"type": block.get("type"), "redacted": True,
+           "bytes": len(orjson.dumps(block, option=orjson.OPT_SORT_KEYS))}
+    if block.get("type") == "tool_use":
+        inp = block.get("input")
+        ref.update(id=block.get("id"), name=block.get("name"))
+        if isinstance(inp, dict) and isinstance(inp.get("prompt"), str):
+            ref["prompt_sha256"] = text_hash(inp["prompt"])
+    return ref
+
+
+def text_hash(text: str) -> str:
+    """How redacted recordings name a text: SHA-256 of it, stripped of surrounding whitespace."""
+    return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -138,6 +138,26 @@ def test_kill_9_mid_stream_leaves_complete_records(tmp_path: Path) -> None:
     assert [h.output_tokens > 0 for h in result.trace] == [True, True]
 
 
+def test_redacted_recording_imports_to_the_same_blocks(tmp_path: Path) -> None:
+    """redact() keeps unit keys and sizes, tool results and prompt hashes, and nothing else:
+    the import is the same hops, hash ids, usage and edges; the text is gone."""
+    from agentgraph.record import redact
+
+    full = tmp_path / "full.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, full) as proxy:
+        _post(proxy.url, _body(0))
+        _post(proxy.url, _body(1))
+    header, *records = full.read_bytes().splitlines()
+    red = tmp_path / "red.jsonl"
+    red.write_bytes(b"\n".join([header, *(orjson.dumps(redact(orjson.loads(r))) for r in records)]) + b"\n")
+    a, b = import_paths([full]).trace, import_paths([red]).trace
+    assert [(h.hash_ids, h.prompt_tokens, h.usage, [t.name for t in h.tool_calls]) for h in a] == [
+        (h.hash_ids, h.prompt_tokens, h.usage, [t.name for t in h.tool_calls]) for h in b]
+    assert a.edges == b.edges
+    assert b"be brief" not in red.read_bytes() and b"more 0" not in red.read_bytes()
+    assert b"be brief" in full.read_bytes()
+
+
 @pytest.mark.realcli
 def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path: Path) -> None:
     """`agentgraph record -- claude ...`: the recording imports to the same hops, agents, edges,
@@ -149,8 +169,9 @@ def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path
     work.mkdir()
     out = tmp_path / "session.record.jsonl"
     script = parse_script(json.loads((SCRIPTS / "tools_and_subagent.json").read_text()), {"WORK_DIR": str(work)})
-    with ScriptedUpstream(script) as up:
-        proc = subprocess.run([AGENTGRAPH, "record", "--upstream", up.url, "-o", str(out), "--",
+    redacted = tmp_path / "session.redacted.jsonl"
+    with ScriptedUpstream(script) as up, RecordingProxy(up.url, redacted, redact=True) as inner:
+        proc = subprocess.run([AGENTGRAPH, "record", "--upstream", inner.url, "-o", str(out), "--",
                                str(claude_cli), "-p", "go", "--allowedTools", "Bash", "Read", "Write", "Agent"],
                               cwd=work, env=cli_env(home, "http://127.0.0.1:9"), capture_output=True, text=True,
                               timeout=180, check=False)
@@ -172,6 +193,18 @@ def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path
     assert [h.shared_prefix_tokens for h in recorded.trace if h.index] == [
         h.usage.cache_read_tokens for h in recorded.trace if h.index and h.usage]
     assert b"sk-agentgraph-emulator" not in out.read_bytes()
+    # the same calls recorded redacted one hop further: same blocks, none of the CLI's text
+    hidden = import_paths([redacted])
+    assert hidden.issues == ()
+    assert [(h.hash_ids, h.prompt_tokens, h.usage) for h in hidden.trace] == [
+        (h.hash_ids, h.prompt_tokens, h.usage) for h in recorded.trace]
+    assert sorted((e.kind, e.src, e.dst) for e in hidden.trace.edges) == sorted(
+        (e.kind, e.src, e.dst) for e in recorded.trace.edges)
+    system_text = orjson.loads(out.read_bytes().splitlines()[1])["request"]["system"][-1]["text"]
+    as_written = orjson.dumps(system_text[:200])[1:-1]  # JSON-escaped, as it sits in the files
+    assert as_written in out.read_bytes()
+    assert as_written not in redacted.read_bytes()
+    assert b"Count the files" not in redacted.read_bytes()
 
 
 def test_damaged_recording_keeps_the_good_calls(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Trace
+from agentgraph.record import redact, text_hash
 from agentgraph.sources.claude_code import ClaudeCodeImporter, _Call, _check_usage, _SessionLines, _usage
-from agentgraph.sources.jsonl import as_int, read_records
+from agentgraph.sources.jsonl import as_int, read_records, token_count
 from agentgraph.tokens import canonical_json
-from agentgraph.units import request_units
 
 __all__ = ["read_recording"]
 
@@ -70,75 +70,78 @@ def _session(sid: str, records: list[dict[str, Any]], path: str, issues: list[Im
     s = _SessionLines(sid)
     calls: dict[str, list[_Call]] = {}
     shared: set[bytes] = set()
-    first_text: dict[str, str] = {}
+    first_texts: dict[str, set[str]] = {}
+    prompts: dict[str, str] = {}  # spawning tool_use id -> hash of its prompt
     for rec in sorted(records, key=lambda r: (r["t_request_s"], r.get("seq", 0))):
         agent = str(rec["request_headers"].get("x-claude-code-agent-id") or MAIN_AGENT)
-        request = rec["request"]
-        first_text.setdefault(agent, _user_text(request["messages"]))
-        _note_results(s, request["messages"], float(rec["t_request_s"]))
         try:
-            call, tool_units = _call(agent, rec)
-        except ValueError as exc:
-            issues.append(ImportIssue(path, None, f"call {rec.get('seq')}: {exc}; skipped"))
+            # one path for both kinds: a full record is read through its redacted view
+            view = rec if rec["request"].get("redacted") else redact(rec)
+            call, fixed = _call(agent, rec, view, prompts)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            issues.append(ImportIssue(path, None, f"call {rec.get('seq')}: unusable ({exc!r}); skipped"))
             continue
-        shared.update(tool_units)
+        first_texts.setdefault(agent, _user_texts(view["request"]["messages"]))
+        _note_results(s, view["request"]["messages"], float(rec["t_request_s"]))
+        shared.update(fixed)
         calls.setdefault(agent, []).append(call)
-    _link_sub_agents(s, calls, first_text)
+    _link_sub_agents(s, calls, first_texts, prompts)
     return importer.assemble(s, calls, frozenset(shared), path, issues)
 
 
-def _call(agent: str, rec: dict[str, Any]) -> tuple[_Call, list[bytes]]:
-    request, response = rec["request"], rec["response"]
-    fixed, messages = request_units(request)
-    units: list[tuple[bytes, int | None]] = [*fixed, *messages]
+def _units(refs: Any) -> list[tuple[bytes, int]]:
+    if not isinstance(refs, list):
+        raise ValueError("redacted units must be a list")
+    return [(bytes.fromhex(r["key"]), token_count(r["tokens_est"], "tokens_est")) for r in refs]
+
+
+def _call(agent: str, rec: dict[str, Any], view: dict[str, Any],
+          prompts: dict[str, str]) -> tuple[_Call, list[bytes]]:
+    fixed = _units(view["request"]["fixed"])
+    units: list[tuple[bytes, int | None]] = [*fixed, *_units(view["request"]["messages"])]
+    response = rec["response"]
     _check_usage(response["usage"])
     usage = _usage(response["usage"], as_int(response["usage"].get("output_tokens")))
-    assert usage is not None
+    assert usage is not None, "usage was checked to be an object"
     end = float(rec.get("t_last_byte_s") or rec["t_request_s"])
-    tools = [(str(b.get("id")), str(b.get("name")), canonical_json(b.get("input", {})).decode(), end)
-             for b in response.get("content") or () if isinstance(b, dict) and b.get("type") == "tool_use"]
+    tools = []
+    for block in response.get("content") or ():
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            tid, inp = str(block.get("id")), block.get("input")
+            full = not block.get("redacted")
+            tools.append((tid, str(block.get("name")), canonical_json(inp if full else {}).decode(), end))
+            prompt = inp.get("prompt") if full and isinstance(inp, dict) else None
+            prompts[tid] = text_hash(prompt) if isinstance(prompt, str) else str(block.get("prompt_sha256", ""))
+    request = rec["request"]
     call = _Call(agent, float(rec["t_request_s"]), end, str(request.get("model") or response.get("model")),
                  units, usage, usage.output_tokens, response.get("stop_reason"),
                  str(rec["response_headers"].get("request-id") or rec.get("seq")), tools)
     return call, [k for k, _ in fixed]
 
 
-def _note_results(s: _SessionLines, messages: list[Any], t: float) -> None:
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in content if isinstance(content, list) else ():
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                s.results.setdefault(str(block.get("tool_use_id")), (t, block.get("is_error") is True))
+def _note_results(s: _SessionLines, refs: list[Any], t: float) -> None:
+    for ref in refs:
+        for tool_use_id, is_error in ref.get("tool_results") or ():
+            s.results.setdefault(str(tool_use_id), (t, is_error is True))
 
 
-def _user_text(messages: list[Any]) -> str:
-    texts = []
-    for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                texts.append(content)
-            for block in content if isinstance(content, list) else ():
-                if isinstance(block, dict) and isinstance(block.get("text"), str):
-                    texts.append(block["text"])
-    return "\n".join(texts)
+def _user_texts(refs: list[Any]) -> set[str]:
+    return {h for ref in refs if ref.get("role") == "user" for h in ref.get("text_sha256") or ()}
 
 
-def _link_sub_agents(s: _SessionLines, calls: dict[str, list[_Call]], first_text: dict[str, str]) -> None:
-    """A sub-agent's spawning call is the parent's Agent/Task call whose prompt its first request carries."""
-    import orjson
-
-    spawns = [(tid, orjson.loads(inp)) for cs in calls.values() for c in cs
-              for tid, name, inp, _ in c.tool_uses if name in _SPAWN_TOOLS]
+def _link_sub_agents(s: _SessionLines, calls: dict[str, list[_Call]], first_texts: dict[str, set[str]],
+                     prompts: dict[str, str]) -> None:
+    """A sub-agent's spawning call is the parent's Agent/Task call whose prompt is a text block
+    of the sub-agent's first request."""
+    spawns = [(tid, name) for cs in calls.values() for c in cs for tid, name, _, _ in c.tool_uses
+              if name in _SPAWN_TOOLS]
     taken: set[str] = set()
     for agent in calls:
         s.agent(agent)
         if agent == MAIN_AGENT:
             continue
-        for tid, inp in spawns:
-            prompt = str(inp.get("prompt", "")).strip() if isinstance(inp, dict) else ""
-            if tid not in taken and prompt and prompt in first_text.get(agent, ""):
+        for tid, _ in spawns:
+            if tid not in taken and prompts.get(tid) in first_texts.get(agent, set()):
                 taken.add(tid)
-                kind = inp.get("subagent_type")
-                s.meta_spawn[agent] = (tid, kind if isinstance(kind, str) else None)
+                s.meta_spawn[agent] = (tid, None)
                 break
