@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 gate regression, 2 bad input or usage, 3 internal error. Eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -89,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                      help="the program to run against the proxy")
     rec.set_defaults(run=_cmd_record)
+
+    emu = sub.add_parser("emulate", help="serve a scripted Anthropic-compatible upstream",
+                         description="Serve an Anthropic Messages API that answers from a script "
+                         "(see docs/emulator.md), with streaming and prompt-caching usage, until "
+                         "interrupted. Point a client at it with ANTHROPIC_BASE_URL.")
+    emu.add_argument("--script", required=True, metavar="FILE")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=8787, help="0 = any free port (default 8787)")
+    emu.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                     help="run the cache clock X times faster (e.g. 100: 3 s of pause = 5 min of TTL)")
+    emu.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="replace ${NAME} in the script")
+    emu.set_defaults(run=_cmd_emulate)
 
     gr = sub.add_parser("graph", help="the call graph as DOT, Mermaid or JSON, critical path marked")
     gr.add_argument("trace", nargs="+", metavar="TRACE")
@@ -271,6 +285,22 @@ def _cmd_record(args: argparse.Namespace) -> int:
             status = EXIT_OK
     print(f"recorded {proxy.writer.count} call(s) into {args.output}", file=sys.stderr)
     return status
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from agentgraph.emulator import load_script, serve
+
+    pairs = [v.partition("=") for v in args.var]
+    if any(not sep for _, sep, _ in pairs):
+        raise UsageError("--var takes NAME=VALUE")
+    if args.time_scale <= 0:
+        raise UsageError(f"--time-scale must be > 0, got {args.time_scale}")
+    variables = {k: v for k, _, v in pairs}
+    load_script(args.script, variables)  # a bad script fails here, before the port is taken
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+        serve(args.script, args.host, args.port, variables=variables, time_scale=args.time_scale,
+              on_ready=lambda url: print(f"emulating {args.script} at {url}", file=sys.stderr, flush=True))
+    return EXIT_OK
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:

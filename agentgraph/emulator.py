@@ -88,7 +88,8 @@ Json = dict[str, Any]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TURN_KEYS = frozenset({"text", "tool_use", "output_tokens", "delay_s"})
+_TURN_KEYS = frozenset({"text", "tool_use", "output_tokens", "delay_s", "error"})
+_ERROR_KEYS = frozenset({"status", "type", "message", "times"})
 
 # --------------------------------------------------------------------------- script
 
@@ -102,6 +103,17 @@ class ToolUse:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptedError:
+    """An API error served ``times`` times for a turn before the turn is answered (so a retrying
+    client then goes on): e.g. ``{"status": 529, "type": "overloaded_error"}``."""
+
+    status: int
+    type: str
+    message: str = "scripted error"
+    times: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One scripted assistant message: optional text first, then the tool calls."""
 
@@ -109,6 +121,7 @@ class Turn:
     tool_use: tuple[ToolUse, ...] = ()
     output_tokens: int | None = None
     delay_s: float = 0.0
+    error: ScriptedError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +226,19 @@ def _parse_turn(value: object, where: str, path: str | None) -> Turn:
     if not isinstance(delay, int | float) or delay < 0:
         raise TraceFormatError(f"{where}.delay_s: expected a number >= 0", path=path)
     calls = tuple(_parse_tool_use(u, f"{where}.tool_use[{k}]", path) for k, u in enumerate(uses))
-    return Turn(text, calls, tokens, float(delay))
+    error = None if value.get("error") is None else _parse_error(value["error"], f"{where}.error", path)
+    return Turn(text, calls, tokens, float(delay), error)
+
+
+def _parse_error(value: object, where: str, path: str | None) -> ScriptedError:
+    if not isinstance(value, dict) or not value.keys() <= _ERROR_KEYS:
+        raise TraceFormatError(f"{where}: expected an object with keys {sorted(_ERROR_KEYS)}", path=path)
+    status, kind = _field(value, "status", int, where, path), _field(value, "type", str, where, path)
+    times, message = value.get("times", 1), value.get("message", "scripted error")
+    if not 400 <= status <= 599 or not isinstance(times, int) or times < 1 or not isinstance(message, str):
+        raise TraceFormatError(f"{where}: status must be 400-599, times an int >= 1, message a string",
+                               path=path)
+    return ScriptedError(status, kind, message, times)
 
 
 def _parse_tool_use(value: object, where: str, path: str | None) -> ToolUse:
@@ -395,6 +420,14 @@ class _BadRequest(Exception):
     """A request the script cannot answer; becomes an HTTP 400 API error."""
 
 
+class _ScriptedFailure(Exception):
+    """A scripted API error for this request."""
+
+    def __init__(self, error: ScriptedError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """The scripted answer to one request: the full message and how long to wait first."""
@@ -418,6 +451,7 @@ class Emulator:
         self.cache = PromptCache(clock, min_cacheable_tokens)
         self.log: list[ServedRequest] = []
         self.rejected: list[Rejected] = []
+        self._errors_served: dict[tuple[str | None, str, int], int] = {}
 
     def reply(self, headers: Mapping[str, str], body: Json) -> Reply:
         """The scripted answer to a ``/v1/messages`` request (header names in any case); logs it."""
@@ -432,6 +466,13 @@ class Emulator:
                 f"{turn_index} assistant messages and asks for turn {turn_index}"
             )
         turn = agent.turns[turn_index]
+        if turn.error is not None:
+            key = (headers.get(SESSION_ID_HEADER), agent.name, turn_index)
+            served = self._errors_served.get(key, 0)
+            if served < turn.error.times:
+                self._errors_served[key] = served + 1
+                self.rejected.append(Rejected(turn.error.status, turn.error.message, now))
+                raise _ScriptedFailure(turn.error)
         content = _content(agent.name, turn_index, turn)
         usage = self._usage(body, turn, content)
         self.log.append(ServedRequest(
@@ -534,7 +575,8 @@ def sse_events(message: Json, chunk_chars: int = JSON_CHUNK_CHARS) -> list[tuple
     """The server-sent events that stream ``message``, as ``(event name, data)`` pairs."""
     start = dict(message, content=[], stop_reason=None, stop_sequence=None)
     start["usage"] = dict(message["usage"], output_tokens=1)
-    events: list[tuple[str, Json]] = [("message_start", {"type": "message_start", "message": start})]
+    events: list[tuple[str, Json]] = [("message_start", {"type": "message_start", "message": start}),
+                                      ("ping", {"type": "ping"})]  # the API sends pings too
     for index, block in enumerate(message["content"]):
         events.extend(_block_events(index, block, chunk_chars))
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
@@ -595,6 +637,10 @@ async def _handle_messages(request: web.Request) -> web.StreamResponse:
         reply = emulator.reply(request.headers, body)
     except _BadRequest as exc:
         return _json_response(emulator.reject(400, str(exc)), 400)
+    except _ScriptedFailure as failure:
+        err = failure.error
+        return _json_response({"type": "error", "error": {"type": err.type, "message": err.message}},
+                              err.status, {"retry-after": "0", "x-should-retry": "true"})
     if reply.delay_s:
         await asyncio.sleep(reply.delay_s)
     headers = {"request-id": f"req_{reply.message['id'].removeprefix('msg_')}"}
@@ -688,12 +734,19 @@ def serve(
     *,
     variables: Mapping[str, str] | None = None,
     on_ready: Callable[[str], None] | None = None,
+    time_scale: float = 1.0,
 ) -> None:
     """Serve the script at ``script_path`` until interrupted (blocking).
 
     ``on_ready`` receives the base URL once the port is bound (useful with ``port=0``).
+    ``time_scale`` speeds up the prompt cache's clock: at 100, a 3 s pause counts as 5 minutes
+    of cache TTL, so sessions whose tool pauses outlast the TTL can be produced quickly.
     """
-    emulator = Emulator(load_script(script_path, variables))
+    if time_scale <= 0:
+        raise ValueError(f"time_scale must be > 0, got {time_scale}")
+    start = time.monotonic()
+    emulator = Emulator(load_script(script_path, variables),
+                        clock=lambda: start + (time.monotonic() - start) * time_scale)
     asyncio.run(_serve_forever(emulator, host, port, on_ready))
 
 

@@ -147,7 +147,7 @@ def test_beta_query_and_log_fields() -> None:
 
 
 def test_stream_events_follow_the_api_exactly() -> None:
-    """message_start, per block start/delta(s)/stop, message_delta, message_stop."""
+    """message_start, ping, per block start/delta(s)/stop, message_delta, message_stop."""
     with ScriptedUpstream(SCRIPT) as up:
         _, events = post(up.url, request(user("hi"), stream=True))
     total = tokens_of(msg_unit(user("hi")))
@@ -162,6 +162,7 @@ def test_stream_events_follow_the_api_exactly() -> None:
         ("message_start", {"type": "message_start", "message": {
             "id": "msg_main_00", "type": "message", "role": "assistant", "model": "claude-test",
             "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}}),
+        ("ping", {"type": "ping"}),
         ("content_block_start", {"type": "content_block_start", "index": 0,
                                  "content_block": {"type": "text", "text": ""}}),
         ("content_block_delta", {"type": "content_block_delta", "index": 0,
@@ -415,3 +416,23 @@ def test_real_cli_runs_tools_and_a_sub_agent(claude_session: ClaudeSession) -> N
     assert meta["toolUseId"] == "toolu_main_02_0"
     notes = run.work_dir / "notes.txt"
     assert notes.read_text() == script["agents"]["main"]["turns"][1]["tool_use"][0]["input"]["content"]
+
+
+def test_scripted_error_is_served_then_the_turn_answers() -> None:
+    """A turn with an error answers its first request with that API error, then normally."""
+    script = {"agents": {"main": {"turns": [
+        {"text": "ok", "error": {"status": 529, "type": "overloaded_error", "message": "busy"}}]}}}
+    with ScriptedUpstream(script) as up:
+        first = post(up.url, request(user("hi")))
+        second = post(up.url, request(user("hi")))
+    assert first == (529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+    assert second[0] == 200 and second[1]["content"] == [{"type": "text", "text": "ok"}]
+    assert [(r.status, r.message) for r in up.rejected] == [(529, "busy")]
+
+
+def test_bad_scripted_error_is_rejected_with_its_place() -> None:
+    """An error entry with a status outside 400-599 is a script error naming where it is."""
+    from agentgraph.errors import TraceFormatError
+
+    with pytest.raises(TraceFormatError, match=r"agents.main.turns\[0\].error: status must be 400-599"):
+        parse_script({"agents": {"main": {"turns": [{"text": "x", "error": {"status": 200, "type": "x"}}]}}})

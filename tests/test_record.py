@@ -260,3 +260,34 @@ def test_64_concurrent_streams_lose_no_record_and_corrupt_no_stream(tmp_path: Pa
         sse.feed(raw)
         assert sse.error is None and sse.message == records[f"s{n:02d}"]["response"]
         assert sse.message is not None and sse.message["usage"]["cache_creation_input_tokens"] > 0
+
+
+def test_emulate_and_record_commands_work_together(tmp_path: Path) -> None:
+    """`agentgraph emulate` serves a script; `agentgraph record -- CMD` runs CMD against it
+    through the proxy and exits with CMD's status."""
+    script = tmp_path / "s.json"
+    script.write_bytes(orjson.dumps(SCRIPT))
+    emu = subprocess.Popen([AGENTGRAPH, "emulate", "--script", str(script), "--port", "0"],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert emu.stderr is not None
+        found = re.search(r"at (http://\S+)", emu.stderr.readline())
+        assert found, "emulate did not announce its address"
+        client = ("import os, sys, urllib.request as u; r = u.urlopen(u.Request(os.environ['ANTHROPIC_BASE_URL'] "
+                  "+ '/v1/messages', data=sys.argv[1].encode(), method='POST', headers={'content-type': "
+                  "'application/json'})); sys.exit(0 if b'first' in r.read() else 5)")
+        out = tmp_path / "r.jsonl"
+        ok = subprocess.run([AGENTGRAPH, "record", "--upstream", found.group(1), "-o", str(out), "--",
+                             sys.executable, "-c", client, json.dumps(_body(0))], capture_output=True,
+                            text=True, timeout=60, check=False)
+        failing = subprocess.run([AGENTGRAPH, "record", "--upstream", found.group(1), "-o", str(out), "--",
+                                  sys.executable, "-c", "import sys; sys.exit(7)"], timeout=60, check=False,
+                                 capture_output=True)
+    finally:
+        emu.send_signal(signal.SIGINT)
+        emu.wait(30)
+        assert emu.stderr is not None
+        emu.stderr.close()
+    assert (ok.returncode, failing.returncode, emu.returncode) == (0, 7, 0)
+    assert "recorded 1 call(s)" in ok.stderr
+    assert len(import_paths([out]).trace) == 1
