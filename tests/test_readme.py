@@ -31,6 +31,6 @@ def test_readme_demo_command_imports_the_bundled_replays(
     assert "agentgraph inspect replays.trace" in demo
     out = tmp_path / "replays.trace"
     assert main(["import", str(ROOT / "replays"), "-o", str(out)]) == 0
-    assert capsys.readouterr().out == f"imported 6 session(s), 35 hops, 24 tool calls -> {out}\n"
+    assert capsys.readouterr().out == f"imported 9 session(s), 72 hops, 57 tool calls -> {out}\n"
     assert main(["inspect", str(out)]) == 0
-    assert capsys.readouterr().out.count("session ") == 6
+    assert capsys.readouterr().out.count("session ") == 9

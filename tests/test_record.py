@@ -291,3 +291,28 @@ def test_emulate_and_record_commands_work_together(tmp_path: Path) -> None:
     assert (ok.returncode, failing.returncode, emu.returncode) == (0, 7, 0)
     assert "recorded 1 call(s)" in ok.stderr
     assert len(import_paths([out]).trace) == 1
+
+
+REPLAYS = Path(__file__).resolve().parents[1] / "replays" / "recorded"
+
+
+def test_bundled_recordings_have_their_shapes() -> None:
+    """replays/recorded: a 22-call loop, a fan-out to three sub-agents, pauses past the TTL."""
+    loop = import_paths([REPLAYS / "long-loop.record.jsonl"]).trace
+    assert (len(loop), {h.agent_id for h in loop}) == (22, {"main"})
+    assert [h.shared_prefix_tokens for h in loop][1:] == [h.prompt_tokens for h in loop][:-1]
+
+    fan = import_paths([REPLAYS / "fan-out.record.jsonl"]).trace
+    subs = [a for a in fan.agents if a.agent_id != "main"]
+    assert len(subs) == 3 and all(a.parent_agent_id == "main" for a in subs)
+    kinds = sorted(e.kind.value for e in fan.edges)
+    assert kinds.count("spawn") == 3 and kinds.count("join") == 3
+
+    ttl = import_paths([REPLAYS / "ttl-pauses.record.jsonl"]).trace
+    reads = [h.usage.cache_read_tokens for h in ttl if h.usage]
+    waits = [h.tool_wait_s for h in ttl]
+    # the emulator's cache clock ran 100x: a 4 s tool pause is 400 s, past the 300 s TTL
+    assert [w > 3.5 for w in waits] == [True, False, True, False]
+    assert reads[1] == 0 and reads[3] == 0 and reads[2] > 0
+    for path in REPLAYS.glob("*.jsonl"):  # redacted: none of the CLI's or the script's text
+        assert b"Claude" not in path.read_bytes().replace(b"claude-code", b"").replace(b"claude-cli", b"")

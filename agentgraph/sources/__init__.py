@@ -73,14 +73,31 @@ def iter_import(
                                       "transcript, Mooncake trace or agentgraph trace); skipped"))
         elif kind == "claude-code":
             claude_paths.append(path)  # discovered together: one order, each file once
-        elif kind == "recording":
-            from agentgraph.sources.recording import read_recording
-
-            yield from read_recording(path, issues, ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE))
+            for inner in _foreign_files(path):  # recordings, traces beside transcripts
+                if inner.resolve() not in seen:
+                    seen.add(inner.resolve())
+                    yield from _read_one(inner, detect_format(inner) or "", issues, block_size)
         else:
-            yield _READERS[kind](path, issues, block_size)
+            yield from _read_one(path, kind, issues, block_size)
     if claude_paths:
         yield from ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE).sessions(claude_paths, issues)
+
+
+def _read_one(path: Path, kind: str, issues: list[ImportIssue], block_size: int | None) -> Iterator[Trace]:
+    if kind == "recording":
+        from agentgraph.sources.recording import read_recording
+
+        yield from read_recording(path, issues, ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE))
+    elif kind in _READERS:
+        yield _READERS[kind](path, issues, block_size)
+
+
+def _foreign_files(path: Path) -> list[Path]:
+    """Files under a directory that are not Claude Code transcripts (sorted)."""
+    if not path.is_dir():
+        return []
+    return [p for p in sorted(path.rglob("*.jsonl")) + sorted(path.rglob("*.trace"))
+            if p.is_file() and detect_format(p) not in (None, "claude-code")]
 
 
 def _mooncake(path: Path, issues: list[ImportIssue], block_size: int | None) -> Trace:

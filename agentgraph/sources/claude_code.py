@@ -94,13 +94,19 @@ def _listing(directory: Path, pattern: str, issues: list[ImportIssue]) -> list[P
         return []
 
 
+def _foreign(path: Path) -> bool:
+    """A file of another format (recording, native trace, Mooncake) inside a transcript tree."""
+    rec = first_record(path)
+    return rec is not None and ("format" in rec or "schema" in rec or "hash_ids" in rec)
+
+
 def _project_dirs(root: Path, issues: list[ImportIssue]) -> Iterator[Path]:
     try:
         children = sorted(root.iterdir())
     except OSError as exc:
         issues.append(ImportIssue(str(root), None, f"cannot list: {exc.strerror or exc}; skipped"))
         return
-    if any(p.suffix == ".jsonl" or (p / "subagents").is_dir() for p in children):
+    if any((p.suffix == ".jsonl" and not _foreign(p)) or (p / "subagents").is_dir() for p in children):
         yield root  # holds session files, or session dirs whose files are gone
         return
     for child in children:
@@ -127,7 +133,8 @@ class _Found:
     def project(self, project: Path, only: Path | None) -> None:
         only_agent = only is not None and only.name.startswith("agent-")
         if only is None:
-            listed = [p for p in _listing(project, "*.jsonl", self.issues) if not p.name.startswith("agent-")]
+            listed = [p for p in _listing(project, "*.jsonl", self.issues)
+                      if not p.name.startswith("agent-") and not _foreign(p)]
             dirs = [d.parent.name for d in _listing(project, "*/subagents", self.issues)]
             sids = sorted({p.stem for p in listed} | set(dirs))
         else:
