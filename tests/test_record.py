@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,24 @@ def test_upstream_errors_reach_the_client_and_are_recorded(tmp_path: Path) -> No
     assert [str(i) for i in result.issues] == [f"{out}:2: call not imported: status 400 (upstream error)"]
 
 
+def test_5xx_and_its_retry_headers_pass_through(tmp_path: Path) -> None:
+    """An overloaded (529) answer reaches the client with its body and retry headers; the retry
+    then succeeds; both calls are recorded, only the good one imports."""
+    script = {"agents": {"main": {"turns": [
+        {"text": "ok", "error": {"status": 529, "type": "overloaded_error", "message": "busy"}}]}}}
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(script) as up, RecordingProxy(up.url, out) as proxy:
+        status, headers, body = _post(proxy.url, _body(0))
+        retry = _post(proxy.url, _body(0))
+    assert (status, headers["retry-after"], headers["x-should-retry"]) == (529, "0", "true")
+    assert orjson.loads(body) == {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    assert retry[0] == 200
+    result = import_paths([out])
+    assert (len(result.trace), [str(i) for i in result.issues]) == (
+        1, [f"{out}:2: call not imported: status 529 (upstream error)"])
+    assert orjson.loads(out.read_bytes().splitlines()[1])["response_headers"]["retry-after"] == "0"
+
+
 def test_unreachable_upstream_gives_an_api_style_502(tmp_path: Path) -> None:
     """No upstream: the client gets 502 with an API error body, and the call is recorded."""
     out = tmp_path / "r.jsonl"
@@ -192,6 +211,8 @@ def test_recorded_real_session_matches_its_transcript(claude_cli: Path, tmp_path
         (a.agent_id, a.parent_agent_id, a.spawn_tool_use_id) for a in transcript.trace.agents]
     assert [h.shared_prefix_tokens for h in recorded.trace if h.index] == [
         h.usage.cache_read_tokens for h in recorded.trace if h.index and h.usage]
+    reads = [h.usage.cache_read_tokens for h in recorded.trace if h.agent_id == "main" and h.usage]
+    assert reads[0] == 0 and all(a < b for a, b in pairwise(reads))  # grows
     assert b"sk-agentgraph-emulator" not in out.read_bytes()
     # the same calls recorded redacted one hop further: same blocks, none of the CLI's text
     hidden = import_paths([redacted])
