@@ -260,6 +260,9 @@ class RecordingProxy:
                 record.update(response=sse.message, stream_error=sse.error, events=sse.events)
             else:
                 record["response"] = _json_or_none(bytes(raw))
+            if "error" in record and request.transport is not None:
+                request.transport.close()  # the upstream cut the stream: cut the client's too
+                return out
             await out.write_eof()
         return out
 

@@ -242,7 +242,7 @@ def test_damaged_recording_keeps_the_good_calls(tmp_path: Path) -> None:
                                 second, b'{"kind": "call", "seq"']))
     result = import_paths([out])
     assert [str(i) for i in result.issues] == [
-        f"{out}:3: call not imported: no complete response message (stream cut or error event)",
+        f"{out}:3: call not imported: the call failed mid-way (stream cut)",
         f"{out}:4: call not imported: status 529 (upstream error)",
         f"{out}:5: unknown record kind 'note'; skipped",
         f"{out}:7: truncated last line (no newline, incomplete JSON); skipped",
@@ -337,3 +337,70 @@ def test_bundled_recordings_have_their_shapes() -> None:
     assert reads[1] == 0 and reads[3] == 0 and reads[2] > 0
     for path in REPLAYS.glob("*.jsonl"):  # redacted: none of the CLI's or the script's text
         assert b"Claude" not in path.read_bytes().replace(b"claude-code", b"").replace(b"claude-cli", b"")
+
+
+def _faulty_upstream(kind: str) -> Any:
+    """An upstream that streams a message start, then an error event (or cuts the connection)."""
+    from aiohttp import web
+
+    from agentgraph.serving import BackgroundApp
+
+    start = {"type": "message_start", "message": {"id": "m1", "type": "message", "role": "assistant",
+                                                   "model": "x", "content": [], "usage": {"input_tokens": 5}}}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"content-type": "text/event-stream", "request-id": "req_f"})
+        await response.prepare(request)
+        await response.write(b"event: message_start\ndata: " + orjson.dumps(start) + b"\n\n")
+        if kind == "error":
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            await response.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
+            await response.write_eof()
+        else:
+            assert request.transport is not None
+            request.transport.close()  # the upstream drops the connection mid-stream
+        return response
+
+    def app() -> web.Application:
+        application = web.Application()
+        application.router.add_post("/v1/messages", handler)
+        return application
+
+    return BackgroundApp(app, name=f"faulty-{kind}")
+
+
+def _raw_stream(url: str) -> tuple[bytes, str | None]:
+    request = urllib.request.Request(url + "/v1/messages", data=orjson.dumps(_body(0)), method="POST",
+                                     headers={"content-type": "application/json"})
+    data = b""
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            while chunk := response.read1(65536):
+                data += chunk
+    except Exception as exc:  # the cut stream surfaces as a client-side error
+        return data, type(exc).__name__
+    return data, None
+
+
+@pytest.mark.parametrize("kind", ["error", "cut"])
+def test_error_events_and_cut_streams_reach_the_client_as_they_came(tmp_path: Path, kind: str) -> None:
+    """An `error` event passes through byte for byte; a connection the upstream drops is
+    dropped for the client too (after the same bytes); both are recorded and not imported."""
+    server = _faulty_upstream(kind)
+    server.start()
+    out = tmp_path / "r.jsonl"
+    try:
+        direct = _raw_stream(server.url)
+        with RecordingProxy(server.url, out) as proxy:
+            proxied = _raw_stream(proxy.url)
+    finally:
+        server.stop()
+    assert proxied[0] == direct[0]
+    assert (proxied[1] is None) == (direct[1] is None) == (kind == "error")
+    rec = orjson.loads(out.read_bytes().splitlines()[1])
+    if kind == "error":
+        assert rec["stream_error"] == {"type": "overloaded_error", "message": "Overloaded"}
+    else:
+        assert rec["error"].startswith("stream cut")
+    assert import_paths([out]).trace.hop_list == ()

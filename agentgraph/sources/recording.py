@@ -58,7 +58,10 @@ def _problem(rec: dict[str, Any]) -> str | None:
     request, response = rec.get("request"), rec.get("response")
     if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
         return "request body is not a Messages API request"
-    if not isinstance(response, dict) or not isinstance(response.get("usage"), dict):
+    if rec.get("error") or rec.get("stream_error"):
+        return f"the call failed mid-way ({rec.get('error') or rec.get('stream_error')})"
+    if not isinstance(response, dict) or not isinstance(response.get("usage"), dict) \
+            or (rec.get("events") is not None and response.get("stop_reason") is None):
         return "no complete response message (stream cut or error event)"
     if not isinstance(rec.get("request_headers"), dict) or not isinstance(rec.get("t_request_s"), int | float):
         return "missing request headers or time"
