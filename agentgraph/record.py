@@ -231,10 +231,12 @@ class RecordingProxy:
             upstream = await self._session.request(request.method, self.upstream + request.path_qs,
                                                    data=body, headers=headers)
         except (ClientError, TimeoutError) as exc:
-            record.update(status=502, error=f"upstream unreachable: {exc!r}")
+            timed_out = isinstance(exc, TimeoutError)
+            status, what = (504, "timed out") if timed_out else (502, "unreachable")
+            record.update(status=status, error=f"upstream {what}: {exc!r}")
             return web.json_response({"type": "error", "error": {"type": "api_error",
-                                      "message": f"agentgraph record: upstream unreachable ({exc})"}},
-                                     status=502)
+                                      "message": f"agentgraph record: upstream {what} ({exc!r})"}},
+                                     status=status)
         async with upstream:
             record["status"] = upstream.status
             record["response_headers"] = _recorded(upstream.headers, RECORDED_RESPONSE_HEADERS)

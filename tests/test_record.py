@@ -132,6 +132,16 @@ def test_unreachable_upstream_gives_an_api_style_502(tmp_path: Path) -> None:
     assert orjson.loads(out.read_bytes().splitlines()[1])["status"] == 502
 
 
+def test_upstream_timeout_gives_a_504(tmp_path: Path) -> None:
+    """An upstream slower than the proxy's read timeout: 504 with an API error body, recorded."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out, read_timeout_s=0.5) as proxy:
+        status, _, body = _post(proxy.url, _body(2))  # the third turn waits 5 s
+    assert status == 504
+    assert "upstream timed out" in orjson.loads(body)["error"]["message"]
+    assert orjson.loads(out.read_bytes().splitlines()[1])["status"] == 504
+
+
 def test_kill_9_mid_stream_leaves_complete_records(tmp_path: Path) -> None:
     """The proxy killed during a slow call: the calls before it are on disk and import."""
     out = tmp_path / "r.jsonl"
