@@ -250,17 +250,21 @@ class RecordingProxy:
                 async for chunk in upstream.content.iter_any():
                     record.setdefault("t_first_byte_s", time.time())
                     await out.write(chunk)  # to the client first, unchanged
-                    plain = inflate.decompress(chunk) if inflate else chunk
-                    if sse is not None:
-                        sse.feed(plain)
-                    else:
-                        raw += plain
+                    try:  # the recorder never breaks the stream it records
+                        plain = inflate.decompress(chunk) if inflate else chunk
+                        if sse is not None:
+                            sse.feed(plain)
+                        else:
+                            raw += plain
+                    except Exception as exc:
+                        record["record_error"] = f"could not parse the response: {exc!r}"
+                        sse, inflate, raw = None, None, bytearray()
             except (ClientError, TimeoutError, ConnectionResetError) as exc:
                 record["error"] = f"stream cut: {exc!r}"
             record["t_last_byte_s"] = time.time()
             if sse is not None:
                 record.update(response=sse.message, stream_error=sse.error, events=sse.events)
-            else:
+            elif "record_error" not in record:
                 record["response"] = _json_or_none(bytes(raw))
             if "error" in record and request.transport is not None:
                 request.transport.close()  # the upstream cut the stream: cut the client's too

@@ -367,6 +367,10 @@ def _faulty_upstream(kind: str) -> Any:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             await response.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
             await response.write_eof()
+        elif kind == "garbled":  # an event the recorder cannot apply (index is not a number)
+            await response.write(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":"x"}\n\n')
+            await response.write(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+            await response.write_eof()
         else:
             assert request.transport is not None
             request.transport.close()  # the upstream drops the connection mid-stream
@@ -414,3 +418,19 @@ def test_error_events_and_cut_streams_reach_the_client_as_they_came(tmp_path: Pa
     else:
         assert rec["error"].startswith("stream cut")
     assert import_paths([out]).trace.hop_list == ()
+
+
+def test_an_unparsable_stream_still_reaches_the_client(tmp_path: Path) -> None:
+    """Events the recorder cannot make sense of cost the record, never the client's stream."""
+    server = _faulty_upstream("garbled")
+    server.start()
+    out = tmp_path / "r.jsonl"
+    try:
+        direct = _raw_stream(server.url)
+        with RecordingProxy(server.url, out) as proxy:
+            proxied = _raw_stream(proxy.url)
+    finally:
+        server.stop()
+    assert proxied == direct and direct[1] is None and direct[0].endswith(b'{"type":"message_stop"}\n\n')
+    rec = orjson.loads(out.read_bytes().splitlines()[1])
+    assert rec["record_error"].startswith("could not parse the response: ValueError")
