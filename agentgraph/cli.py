@@ -276,7 +276,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"recording {proxy.url} -> {args.upstream} into {args.output}", file=sys.stderr, flush=True)
         if command:
             env = {**os.environ, "ANTHROPIC_BASE_URL": proxy.url}
-            status = subprocess.run(command, env=env, check=False).returncode
+            child = subprocess.Popen(command, env=env)
+            # Ctrl-C goes to the whole process group: the command decides what it means (Claude
+            # Code cancels a turn with it); the recorder waits for the command, as `time` does
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                status = child.wait()
+            finally:
+                signal.signal(signal.SIGINT, previous)
         else:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):

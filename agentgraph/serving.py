@@ -21,8 +21,9 @@ class BackgroundApp:
     """Serves ``make_app()`` on ``host:port`` (0 = ephemeral) in a daemon thread."""
 
     def __init__(self, make_app: Callable[[], web.Application], host: str = "127.0.0.1",
-                 port: int = 0, name: str = "agentgraph-server") -> None:
+                 port: int = 0, name: str = "agentgraph-server", shutdown_timeout_s: float = 60.0) -> None:
         self.make_app, self.host, self.port_wanted, self.name = make_app, host, port, name
+        self.shutdown_timeout_s = shutdown_timeout_s
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -47,12 +48,15 @@ class BackgroundApp:
         assert self._loop is not None, f"{self.name} is not running"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)  # type: ignore[arg-type]
 
-    def stop(self) -> None:
-        """Stop serving and release the thread, the loop and the port."""
+    def stop(self, then: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop serving (calls in flight get ``shutdown_timeout_s``, then are cancelled), run
+        ``then()`` on the loop (e.g. to close client sessions), release thread, loop and port."""
         if self._loop is None or self._thread is None:
             return
         if self._runner is not None:
-            self.run(self._runner.cleanup(), timeout_s=30)
+            self.run(self._runner.cleanup(), timeout_s=self.shutdown_timeout_s + 30)
+        if then is not None:
+            self.run(then(), timeout_s=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
@@ -60,7 +64,7 @@ class BackgroundApp:
         self.port = None
 
     async def _start_site(self) -> int:
-        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=self.shutdown_timeout_s)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port_wanted).start()
         return int(self._runner.addresses[0][1])

@@ -50,7 +50,8 @@ def _post(url: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, dic
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+        with err:
+            return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
 
 def test_stream_and_json_pass_through_unchanged(tmp_path: Path) -> None:
@@ -434,3 +435,125 @@ def test_an_unparsable_stream_still_reaches_the_client(tmp_path: Path) -> None:
     assert proxied == direct and direct[1] is None and direct[0].endswith(b'{"type":"message_stop"}\n\n')
     rec = orjson.loads(out.read_bytes().splitlines()[1])
     assert rec["record_error"].startswith("could not parse the response: ValueError")
+
+
+def _tiny_upstream(handler: Any) -> Any:
+    from aiohttp import web
+
+    from agentgraph.serving import BackgroundApp
+
+    def app() -> web.Application:
+        application = web.Application()
+        application.router.add_route("*", "/{tail:.*}", handler)
+        return application
+
+    return BackgroundApp(app, name="tiny")
+
+
+def test_redirects_are_passed_on_not_followed(tmp_path: Path) -> None:
+    """A 307 reaches the client as a 307 (the proxy never sends the API key elsewhere), with
+    its Location; repeated response headers stay repeated."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        response = web.Response(status=307, headers={"Location": "http://127.0.0.1:9/elsewhere"})
+        response.headers.add("Set-Cookie", "a=1")
+        response.headers.add("Set-Cookie", "b=2")
+        return response
+
+    server = _tiny_upstream(handler)
+    server.start()
+    try:
+        with RecordingProxy(server.url, tmp_path / "r.jsonl") as proxy:
+            request = urllib.request.Request(proxy.url + "/v1/messages", data=b"{}", method="POST",
+                                             headers={"x-api-key": KEY})
+            opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                                      {"redirect_request": lambda *a, **k: None}))
+            with pytest.raises(urllib.error.HTTPError) as err:
+                opener.open(request, timeout=10)
+    finally:
+        server.stop()
+    with err.value:  # an HTTPError holds the connection until closed
+        assert err.value.code == 307
+        assert err.value.headers["Location"] == "http://127.0.0.1:9/elsewhere"
+        assert err.value.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert KEY.encode() not in (tmp_path / "r.jsonl").read_bytes()
+
+
+def test_redaction_keeps_only_safe_parameters(tmp_path: Path) -> None:
+    """--redact keeps an allowlist of parameters; MCP tokens are removed even without it."""
+    from agentgraph.record import redact
+
+    body = _body(0, stream=False) | {
+        "stop_sequences": ["SECRET-STOP"], "metadata": {"user_id": "SECRET-USER"},
+        "mcp_servers": [{"url": "https://mcp.example/SECRET-URL", "authorization_token": "SECRET-TOKEN"}],
+        "output_config": {"effort": "low", "format": {"schema": "SECRET-SCHEMA"}}}
+    full, red = tmp_path / "full.jsonl", tmp_path / "red.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, full) as a, \
+            RecordingProxy(a.url, red, redact=True) as b:
+        _post(b.url, body)
+    assert b"SECRET-TOKEN" not in full.read_bytes() and b"SECRET-URL" in full.read_bytes()
+    assert b"SECRET" not in red.read_bytes()
+    kept = orjson.loads(red.read_bytes().splitlines()[1])["request"]
+    assert {k: kept[k] for k in ("model", "max_tokens", "stream", "output_config")} == {
+        "model": "claude-test-1", "max_tokens": 100, "stream": False, "output_config": {"effort": "low"}}
+    assert redact({"request": {"messages": "not a list", "system": "SECRET"}})["request"] == {"redacted": True}
+
+
+def test_stopping_with_a_call_in_flight_is_quick_and_records_it(tmp_path: Path) -> None:
+    """Leaving the proxy while a call streams: the call is cut within the shutdown grace and
+    still recorded."""
+    import threading
+
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up:
+        proxy = RecordingProxy(up.url, out).__enter__()
+        outcome: list[object] = []
+
+        def call() -> None:
+            import http.client
+
+            host, port = proxy.url.removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            try:
+                connection.request("POST", "/v1/messages", orjson.dumps(_body(2)),
+                                   {"content-type": "application/json"})
+                outcome.append(connection.getresponse().read())
+            except Exception as exc:  # the cut connection surfaces here
+                outcome.append(exc)
+            finally:
+                connection.close()
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        time.sleep(0.5)  # the third turn answers after 5 s
+        started = time.monotonic()
+        proxy.__exit__(None, None, None)
+        assert time.monotonic() - started < 5
+        caller.join(30)
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 2 and orjson.loads(lines[1])["seq"] == 1
+    assert len(outcome) == 1  # the client was answered or cut, not left hanging
+
+
+def test_recording_after_a_torn_line_starts_a_new_line(tmp_path: Path) -> None:
+    """A file whose last record was torn (kill -9 mid-write) gets its next record on a new line."""
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b'{"format": "agentgraph.record", "version": 1}\n{"kind": "call", "se')
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        _post(proxy.url, _body(0))
+    result = import_paths([out])
+    assert len(result.trace) == 1
+    assert [str(i) for i in result.issues] == [f"{out}:2: invalid JSON; skipped"]
+
+
+def test_calls_without_session_headers_are_reported(tmp_path: Path) -> None:
+    """Clients that send no Claude Code session header are grouped as one session, and told so."""
+    out = tmp_path / "r.jsonl"
+    with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
+        urllib.request.urlopen(urllib.request.Request(proxy.url + "/v1/messages", data=orjson.dumps(_body(0)),
+                                                      method="POST", headers={"content-type": "application/json"}),
+                               timeout=30).read()
+    assert [str(i) for i in import_paths([out]).issues] == [
+        f"{out}: 1 call(s) carry no x-claude-code-session-id header: they are read as one session "
+        "'recording' with one agent, in time order"]

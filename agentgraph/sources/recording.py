@@ -48,6 +48,10 @@ def read_recording(path: Path, issues: list[ImportIssue], importer: ClaudeCodeIm
             continue
         sid = str(rec["request_headers"].get("x-claude-code-session-id") or "recording")
         sessions.setdefault(sid, []).append(rec)
+    if "recording" in sessions:
+        issues.append(ImportIssue(str(path), None, f"{len(sessions['recording'])} call(s) carry no "
+                                  "x-claude-code-session-id header: they are read as one session "
+                                  "'recording' with one agent, in time order"))
     for sid, records in sessions.items():
         yield _session(sid, records, str(path), issues, importer)
 
