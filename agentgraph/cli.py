@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agentgraph", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(prog="agentgraph", description="Record agent sessions, import them as "
+                                "call graphs of LLM hops, and inspect them.")
     p.add_argument("--version", action="version", version=f"agentgraph {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
