@@ -423,7 +423,9 @@ def _check_usage(usage: object) -> None:
     split = usage.get("cache_creation")
     if isinstance(split, dict):
         for name in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"):
-            token_count(split.get(name), f"usage.cache_creation.{name}")
+            value = split.get(name)
+            if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
+                token_count(value, f"usage.cache_creation.{name}")
 
 
 def _check_request(rec: dict[str, Any]) -> None:
