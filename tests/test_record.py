@@ -398,19 +398,24 @@ def _raw_stream(url: str) -> tuple[bytes, str | None]:
     return data, None
 
 
+def _direct_and_proxied(kind: str, out: Path) -> tuple[tuple[bytes, str | None], tuple[bytes, str | None]]:
+    """What a client reads from a faulty upstream directly, then through a recording proxy."""
+    server = _faulty_upstream(kind)
+    server.start()
+    try:
+        direct = _raw_stream(server.url)
+        with RecordingProxy(server.url, out) as proxy:
+            return direct, _raw_stream(proxy.url)
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("kind", ["error", "cut"])
 def test_error_events_and_cut_streams_reach_the_client_as_they_came(tmp_path: Path, kind: str) -> None:
     """An `error` event passes through byte for byte; a connection the upstream drops is
     dropped for the client too (after the same bytes); both are recorded and not imported."""
-    server = _faulty_upstream(kind)
-    server.start()
     out = tmp_path / "r.jsonl"
-    try:
-        direct = _raw_stream(server.url)
-        with RecordingProxy(server.url, out) as proxy:
-            proxied = _raw_stream(proxy.url)
-    finally:
-        server.stop()
+    direct, proxied = _direct_and_proxied(kind, out)
     assert proxied[0] == direct[0]
     assert (proxied[1] is None) == (direct[1] is None) == (kind == "error")
     rec = orjson.loads(out.read_bytes().splitlines()[1])
@@ -423,15 +428,8 @@ def test_error_events_and_cut_streams_reach_the_client_as_they_came(tmp_path: Pa
 
 def test_an_unparsable_stream_still_reaches_the_client(tmp_path: Path) -> None:
     """Events the recorder cannot make sense of cost the record, never the client's stream."""
-    server = _faulty_upstream("garbled")
-    server.start()
     out = tmp_path / "r.jsonl"
-    try:
-        direct = _raw_stream(server.url)
-        with RecordingProxy(server.url, out) as proxy:
-            proxied = _raw_stream(proxy.url)
-    finally:
-        server.stop()
+    direct, proxied = _direct_and_proxied("garbled", out)
     assert proxied == direct and direct[1] is None and direct[0].endswith(b'{"type":"message_stop"}\n\n')
     rec = orjson.loads(out.read_bytes().splitlines()[1])
     assert rec["record_error"].startswith("could not parse the response: ValueError")
