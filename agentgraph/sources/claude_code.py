@@ -220,9 +220,7 @@ class _Call:
 class _Response:
     """The assistant lines of one API call, merged."""
 
-    first_uuid: str | None
     parent_uuid: str | None
-    start_s: float | None
     end_s: float
     model: str
     usage: dict[str, Any] | None
@@ -340,15 +338,15 @@ class _LineReader:
             agent.root_text = _text_of(content)
             if agent.root_text.strip() == "Warmup":
                 self.s.warmups.add(agent.agent_id)
+        result = rec.get("toolUseResult")
+        agent_run = result.get("agentId") if isinstance(result, dict) else None
         for block in content if isinstance(content, list) else ():
             if isinstance(block, dict) and block.get("type") == "tool_result":
+                tool_use_id = str(block.get("tool_use_id"))
                 # the API's default: a tool_result without is_error is a success
-                self.s.results[str(block.get("tool_use_id"))] = (t, block.get("is_error") is True)
-        result = rec.get("toolUseResult")
-        if isinstance(result, dict) and isinstance(result.get("agentId"), str):
-            for block in content if isinstance(content, list) else ():
-                if isinstance(block, dict) and block.get("type") == "tool_result":
-                    self.s.result_agent[result["agentId"]] = str(block.get("tool_use_id"))
+                self.s.results[tool_use_id] = (t, block.get("is_error") is True)
+                if isinstance(agent_run, str):
+                    self.s.result_agent[agent_run] = tool_use_id
         unit = self._known({"role": message.get("role", "user"), "content": content})
         if _all_results(content):
             # parallel tool results are separate lines but one message on the wire
@@ -381,11 +379,10 @@ class _LineReader:
         resp = agent.responses.get(key)
         if resp is None:
             parent = rec.get("parentUuid")
-            resp = _Response(rec.get("uuid"), parent if isinstance(parent, str) else None, None, t or 0.0,
-                             str(message.get("model") or "unknown"), None, 0, None, [], [],
-                             mid, rid)
+            resp = _Response(parent if isinstance(parent, str) else None, t,
+                             str(message.get("model") or "unknown"), None, 0, None, [], [], mid, rid)
             agent.responses[key] = resp
-        resp.end_s = max(resp.end_s, t or 0.0)
+        resp.end_s = max(resp.end_s, t)
         usage = message.get("usage")
         if isinstance(usage, dict):
             resp.usage = usage
@@ -395,7 +392,7 @@ class _LineReader:
         for block in message.get("content") or ():
             if isinstance(block, dict):
                 resp.blocks.append(block)
-                resp.block_times.append(t or resp.end_s)
+                resp.block_times.append(t)
         unit = self._known({"role": "assistant", "content": message.get("content")})
         self._node(rec, agent, unit, t)
 
@@ -508,7 +505,7 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
             size = s.blob_sizes.get(h)
             if size is None:
                 missing.add(h)
-            units.append((bytes.fromhex(h)[:16] if _is_hex(h) else unit_key(h.encode()), size))
+            units.append((_tail_key(h), size))
         params_raw = req.get("params")
         params: dict[str, Any] = params_raw if isinstance(params_raw, dict) else {}
         calls.append(_call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid))
@@ -545,12 +542,13 @@ def _request_messages(req: dict[str, Any], messages: dict[str, list[str]],
     return kept[:keep] + tail
 
 
-def _is_hex(h: str) -> bool:
+def _tail_key(h: str) -> bytes:
+    """The unit key of a tail hash: its first 16 bytes (a malformed one is hashed instead)."""
     try:
-        bytes.fromhex(h)
+        raw = bytes.fromhex(h)
     except ValueError:
-        return False
-    return len(h) >= 32
+        raw = b""
+    return raw[:16] if len(raw) >= 16 else unit_key(h.encode())
 
 
 def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str], path: str,
@@ -670,12 +668,9 @@ def _share(fresh: dict[bytes, int | None], budget: int | None) -> dict[bytes, in
     opaque = [k for k in keys if fresh[k] is None]
     if budget is None or budget < len(keys):
         return {k: estimated.get(k, 1) for k in keys}
-    if not opaque:
-        return dict(zip(keys, scale_counts([fresh[k] or 1 for k in keys], budget), strict=True))
     rest = budget - sum(estimated.values())
-    if rest < len(opaque):
-        weights = [fresh[k] or 1 for k in keys]
-        return dict(zip(keys, scale_counts(weights, budget), strict=True))
+    if not opaque or rest < len(opaque):  # all in proportion to the estimates (opaque weigh 1)
+        return dict(zip(keys, scale_counts([fresh[k] or 1 for k in keys], budget), strict=True))
     out = dict(estimated)
     out.update(zip(opaque, scale_counts([1] * len(opaque), rest), strict=True))
     return out

@@ -17,14 +17,20 @@ from typing import Any
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Trace
 from agentgraph.record import redact, text_hash
-from agentgraph.sources.claude_code import ClaudeCodeImporter, _Call, _check_usage, _SessionLines, _usage
+from agentgraph.sources.claude_code import (
+    _SPAWN_TOOLS,
+    ClaudeCodeImporter,
+    _Call,
+    _check_usage,
+    _SessionLines,
+    _usage,
+)
 from agentgraph.sources.jsonl import as_int, read_records, token_count
 from agentgraph.tokens import canonical_json
 
 __all__ = ["read_recording"]
 
 FORMAT = "agentgraph.record"
-_SPAWN_TOOLS = frozenset({"Agent", "Task"})
 
 
 def read_recording(path: Path, issues: list[ImportIssue], importer: ClaudeCodeImporter) -> Iterator[Trace]:
