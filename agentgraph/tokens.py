@@ -20,7 +20,7 @@ its hash names the exact prefix length, so it never equals a full block's hash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NewType, cast
 
 import numpy as np
@@ -40,7 +40,6 @@ __all__ = [
     "common_prefix_len",
     "estimate_tokens",
     "scale_counts",
-    "shared_prefix_blocks",
     "unit_key",
 ]
 
@@ -272,13 +271,3 @@ def scale_counts(estimates: Sequence[int], total: int) -> list[int]:
     for i in order[: spare - sum(counts)]:
         counts[i] += 1
     return [c + 1 for c in counts]
-
-
-def shared_prefix_blocks(a: Iterable[int], b: Iterable[int]) -> int:
-    """How many leading block hashes two hash lists share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

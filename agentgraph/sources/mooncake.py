@@ -31,7 +31,7 @@ import orjson
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, Trace
 from agentgraph.sources.jsonl import read_records
-from agentgraph.tokens import shared_prefix_blocks
+from agentgraph.tokens import common_prefix_len
 
 __all__ = [
     "MOONCAKE_BLOCK_SIZE",
@@ -495,7 +495,7 @@ def _shared(before: Hop | None, row: _Row, block_size: int) -> int:
     """Tokens of the common leading blocks, never more than either prompt holds."""
     if before is None:
         return 0
-    blocks = shared_prefix_blocks(before.hash_ids, row.hash_ids)
+    blocks = common_prefix_len(before.hash_ids, row.hash_ids)
     return min(blocks * block_size, row.prompt_tokens, before.prompt_tokens)
 
 
