@@ -79,9 +79,9 @@ def critical_path(g: nx.DiGraph[str]) -> tuple[list[str], float]:
     return path[::-1], best[end][0]
 
 
-def session_critical_paths(trace: Trace) -> dict[str, tuple[list[str], float]]:
-    """The critical path and makespan of each session."""
-    g = build_graph(trace)
+def session_critical_paths(trace: Trace, g: nx.DiGraph[str] | None = None) -> dict[str, tuple[list[str], float]]:
+    """The critical path and makespan of each session (``g``: the trace's graph, if built)."""
+    g = build_graph(trace) if g is None else g
     by_session: dict[str, list[str]] = {sid: [] for sid in trace.sessions()}
     for hop in trace.hop_list:
         by_session[hop.session_id].append(hop.hop_id)
@@ -97,7 +97,7 @@ def _label(d: dict[str, Any], node: str) -> str:
 def to_dot(trace: Trace) -> str:
     """Graphviz DOT; critical-path nodes and edges are drawn bold red, one cluster per session."""
     g = build_graph(trace)
-    crit = _critical_sets(session_critical_paths(trace))
+    crit = _critical_sets(session_critical_paths(trace, g))
     lines = ["digraph agentgraph {", "  rankdir=TB;", '  node [shape=box, fontsize=10];']
     for i, sid in enumerate(trace.sessions()):
         lines.append(f"  subgraph cluster_{i} {{")
@@ -119,7 +119,7 @@ def to_dot(trace: Trace) -> str:
 def to_mermaid(trace: Trace) -> str:
     """Mermaid flowchart; critical-path nodes get the ``critical`` class."""
     g = build_graph(trace)
-    crit = _critical_sets(session_critical_paths(trace))
+    crit = _critical_sets(session_critical_paths(trace, g))
     ids = {n: f"h{i}" for i, n in enumerate(g.nodes)}
     lines = ["flowchart TD"]
     for i, sid in enumerate(trace.sessions()):
@@ -141,7 +141,7 @@ def to_mermaid(trace: Trace) -> str:
 def to_json(trace: Trace) -> dict[str, Any]:
     """Nodes, edges and per-session critical paths as one JSON-ready object."""
     g = build_graph(trace)
-    paths = session_critical_paths(trace)
+    paths = session_critical_paths(trace, g)
     crit = _critical_sets(paths)
     return {
         "block_size": trace.block_size,
