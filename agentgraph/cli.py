@@ -19,6 +19,7 @@ from typing import IO, Any
 import orjson
 
 from agentgraph import traceio
+from agentgraph.costs import BACKENDS, DEFAULT_BACKEND, DPU_CHECKS_PER_S, REPEATS
 from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
 from agentgraph.model import Hop, Trace
 from agentgraph.sources import FORMATS, iter_import, merge
@@ -67,7 +68,25 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--to", choices=("agentgraph", "mooncake"), default="agentgraph",
                      help="output format: agentgraph.trace (default) or Dynamo's agentic Mooncake v2")
     imp.add_argument("--json", action="store_true", help="print a JSON summary")
+    _cpu_options(imp)
+    imp.add_argument("--measure-cpu", action="store_true",
+                     help="measure each hop's CPU work (parse, validate, assemble) on its real payloads; "
+                     "timings vary between runs, so the output is no longer byte-identical")
     imp.set_defaults(run=_cmd_import)
+
+    val = sub.add_parser("validate", help="tool-JSON validation per tool: invalid calls, fast-path share, µs",
+                         description="Validate every tool call of a trace against its tool's input "
+                         "schema (recorded with the calls) and time each backend: per tool, the number "
+                         "of calls, the invalid ones with the first error, the share the RE2 fast path "
+                         "decides alone, and p50/p99 microseconds per call.")
+    val.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    val.add_argument("--backend", default=",".join(BACKENDS), metavar="NAMES",
+                     help=f"comma-separated backends to time (default {','.join(BACKENDS)})")
+    val.add_argument("--dpu-rate", type=float, default=DPU_CHECKS_PER_S, metavar="CHECKS_PER_S",
+                     help="checks per second of the modeled dpu backend (default 30e6)")
+    val.add_argument("--repeats", type=_positive, default=REPEATS, help="timed runs per call, fastest kept")
+    val.add_argument("--json", action="store_true", help="print the per-tool figures as JSON")
+    val.set_defaults(run=_cmd_validate)
 
     ins = sub.add_parser("inspect", help="per-session table of hops (or --json totals)",
                          description="Show each session's hops: agent, prompt tokens, prefix shared "
@@ -114,6 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cpu_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="validation backend for --measure-cpu (default fastpath)")
+    p.add_argument("--dpu-rate", type=float, default=DPU_CHECKS_PER_S, metavar="CHECKS_PER_S",
+                   help="checks per second of the modeled dpu backend (default 30e6)")
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -143,7 +169,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size)
+            parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
+                                measure_cpu=args.measure_cpu)
+            if args.measure_cpu:
+                from agentgraph.costs import ValidationBackend, measure_cpu
+
+                backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
+                parts = (measure_cpu(part, backend) for part in parts)
             if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
                 from agentgraph.sources.mooncake import write_agentic_mooncake
 
@@ -205,7 +237,7 @@ def _load_any(sources: Sequence[str], session: str | None = None) -> Trace:
     return Trace(tuple(h for h in trace.hop_list if h.hop_id in keep),
                  tuple(e for e in trace.edges if e.src in keep and e.dst in keep),
                  tuple(a for a in trace.agents if a.session_id == matches[0]), trace.block_size,
-                 trace.meta)
+                 trace.meta, trace.schemas)
 
 
 INSPECT_COLUMNS = ("hop", "agent", "prompt", "shared", "new", "cache_rd", "cache_wr", "output",
@@ -326,6 +358,49 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from agentgraph.costs import ValidationBackend
+    from agentgraph.validation.report import validation_report
+
+    names = [n.strip() for n in args.backend.split(",") if n.strip()]
+    backends = [ValidationBackend(n, args.dpu_rate) for n in dict.fromkeys(names)]
+    if not backends:
+        raise UsageError("--backend needs at least one name")
+    trace = _load_any(args.trace)
+    report = validation_report(trace, backends, args.repeats)
+    if args.json:
+        _print_json(report)
+    else:
+        _print_validation(report, sys.stdout)
+    return EXIT_OK
+
+
+def _print_validation(report: dict[str, Any], out: IO[str]) -> None:
+    backends = report["backends"]
+    head = ["tool", "calls", "invalid", "fast%"] + [f"{b} p50/p99 us" for b in backends]
+    rows = [head]
+    for name, t in report["tools"].items():
+        fast = "-" if t["fast_path_share"] is None else f"{100 * t['fast_path_share']:.1f}"
+        rows.append([name, str(t["calls"]), str(t["invalid"]), fast]
+                    + [_p50_p99(t["us"].get(b)) for b in backends])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        cells = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        out.write("  ".join(cells).rstrip() + "\n")
+    total = report["total"]
+    out.write(f"\n{total['calls']} tool call(s), {total['with_schema']} with a schema, {total['invalid']} invalid, "
+              f"{100 * total['fast_path_share']:.1f}% decided by the fast path\n" if total["with_schema"] else
+              f"\n{total['calls']} tool call(s), none with a recorded schema (legacy transcripts, redacted "
+              "recordings and Mooncake traces carry none)\n")
+    for name, t in report["tools"].items():
+        if t["first_error"]:
+            out.write(f"first invalid {name} call ({t['first_error']['tool_use_id']}): {t['first_error']['error']}\n")
+
+
+def _p50_p99(us: dict[str, float] | None) -> str:
+    return "-" if not us else f"{us['p50']:.2f}/{us['p99']:.2f}"
 
 
 def _print_json(obj: Any) -> None:

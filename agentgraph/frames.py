@@ -37,8 +37,12 @@ HOPS_SCHEMA: Schema = {
     "tools": pl.List(pl.String),
     "tool_wait_s": pl.Float64,
     "stop_reason": pl.String,
+    "parse_us": pl.Float64,
+    "validate_us": pl.Float64,
+    "assemble_us": pl.Float64,
 }
-"""Schema of :meth:`Trace.hops`; API usage columns are null where the source had none."""
+"""Schema of :meth:`Trace.hops`; API usage columns are null where the source had none, CPU columns
+(``*_us``) where nothing was measured (``agentgraph import --measure-cpu``)."""
 
 TOOL_CALLS_SCHEMA: Schema = {
     "hop_id": pl.String,
@@ -49,6 +53,7 @@ TOOL_CALLS_SCHEMA: Schema = {
     "input_bytes": pl.Int64,
     "duration_s": pl.Float64,
     "is_error": pl.Boolean,
+    "schema_id": pl.String,
 }
 
 

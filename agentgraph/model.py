@@ -68,6 +68,7 @@ class ToolCall:
     started_s: float | None = None
     ended_s: float | None = None
     is_error: bool | None = None
+    schema_id: str | None = None  # key of the tool's input schema in Trace.schemas
 
     @property
     def input_bytes(self) -> int:
@@ -104,6 +105,15 @@ class Hop:
     tool_calls: tuple[ToolCall, ...] = ()
     stop_reason: str | None = None
     request_id: str | None = None
+    parse_us: float | None = None  # CPU: parsing the tool inputs the hop emitted
+    validate_us: float | None = None  # CPU: validating them against their schemas
+    assemble_us: float | None = None  # CPU: serializing the request the hop sent
+
+    @property
+    def cpu_us(self) -> float | None:
+        """CPU orchestration time around the hop (parse + validate + assemble), if measured."""
+        parts = (self.parse_us, self.validate_us, self.assemble_us)
+        return None if all(p is None for p in parts) else sum(p or 0.0 for p in parts)
 
     @property
     def new_tokens(self) -> int:
@@ -155,6 +165,7 @@ class Trace:
     agents: tuple[Agent, ...] = ()
     block_size: int = DEFAULT_BLOCK_SIZE
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    schemas: dict[str, Any] = field(default_factory=dict)  # schema id -> tool input schema
 
     def __iter__(self) -> Iterator[Hop]:
         return iter(self.hop_list)
@@ -178,7 +189,7 @@ class Trace:
 
         rows = [
             (h.hop_id, h.session_id, h.agent_id, t.tool_use_id, t.name, t.input_bytes,
-             t.duration_s, t.is_error)
+             t.duration_s, t.is_error, t.schema_id)
             for h in self.hop_list
             for t in h.tool_calls
         ]
@@ -196,7 +207,8 @@ class Trace:
             _replace_hashes(h, coarsen(h.hash_ids, factor, h.prompt_tokens, self.block_size))
             for h in self.hop_list
         )
-        return Trace(hops, self.edges, self.agents, self.block_size * factor, dict(self.meta))
+        return Trace(hops, self.edges, self.agents, self.block_size * factor, dict(self.meta),
+                     dict(self.schemas))
 
     def summary(self) -> dict[str, int]:
         """Counts and token totals over the whole trace (the ``inspect --json`` numbers)."""
@@ -226,7 +238,7 @@ def _hop_row(h: Hop) -> tuple[object, ...]:
         None if u is None else u.cache_read_tokens,
         None if u is None else u.cache_creation_tokens,
         len(h.hash_ids), len(h.tool_calls), [t.name for t in h.tool_calls], h.tool_wait_s,
-        h.stop_reason,
+        h.stop_reason, h.parse_us, h.validate_us, h.assemble_us,
     )
 
 

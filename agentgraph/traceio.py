@@ -58,6 +58,7 @@ class TraceWriter:
         self.out = out
         self.meta = dict(meta or {})
         self.block_size: int | None = None
+        self.schema_ids: set[str] = set()
 
     def add(self, part: Trace) -> None:
         if self.block_size is None:
@@ -66,6 +67,10 @@ class TraceWriter:
             raise UsageError(f"sources have different block sizes ({self.block_size} and "
                              f"{part.block_size}); pass --block-size with a multiple of both")
         out = self.out
+        for sid, schema in part.schemas.items():
+            if sid not in self.schema_ids:
+                self.schema_ids.add(sid)
+                out.write(orjson.dumps({"kind": "schema", "schema_id": sid, "schema": schema}) + b"\n")
         for agent in part.agents:
             out.write(orjson.dumps(_agent_record(agent)) + b"\n")
         last_of_agent: dict[tuple[str, str], Hop] = {}
@@ -129,6 +134,7 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
     hops: list[Hop] = []
     edges: list[Edge] = []
     by_id: dict[str, Hop] = {}
+    schemas: dict[str, Any] = {}
     for lineno, raw in lines:
         rec = _parse(raw, name, lineno)
         if not isinstance(rec, dict):
@@ -146,6 +152,8 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
                                                f"{end!r} (not on an earlier line)", path=name, line=lineno)
                 edges.append(Edge(rec["src"], rec["dst"], EdgeKind(rec["kind_of_edge"]),
                                   float(rec["wait_s"]), int(rec["added_tokens"])))
+            elif kind == "schema":
+                schemas[str(rec["schema_id"])] = rec["schema"]
             elif kind == "agent":
                 agents.append(Agent(rec["session_id"], rec["agent_id"], rec.get("agent_type"),
                                     rec.get("parent_agent_id"), rec.get("spawn_tool_use_id")))
@@ -154,7 +162,7 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise TraceFormatError(f"bad {rec.get('kind', 'record')!s} record: {exc!r}",
                                    path=name, line=lineno) from None
-    return Trace(tuple(hops), tuple(edges), tuple(agents), block_size, dict(meta))
+    return Trace(tuple(hops), tuple(edges), tuple(agents), block_size, dict(meta), schemas)
 
 
 def _numbered(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -191,6 +199,8 @@ def _hop_record(h: Hop, base: Hop | None) -> dict[str, Any]:
         "usage": None if h.usage is None else _usage_record(h.usage),
         "tool_calls": [_tool_record(t) for t in h.tool_calls],
     }
+    if h.cpu_us is not None:
+        rec["cpu"] = {"parse_us": h.parse_us, "validate_us": h.validate_us, "assemble_us": h.assemble_us}
     keep = common_prefix_len(base.hash_ids, h.hash_ids) if base is not None else 0
     if base is not None and keep:
         rec["hash_base"] = base.hop_id
@@ -210,7 +220,8 @@ def _usage_record(u: Usage) -> dict[str, int]:
 
 def _tool_record(t: ToolCall) -> dict[str, Any]:
     return {"tool_use_id": t.tool_use_id, "name": t.name, "input_json": t.input_json,
-            "started_s": t.started_s, "ended_s": t.ended_s, "is_error": t.is_error}
+            "started_s": t.started_s, "ended_s": t.ended_s, "is_error": t.is_error,
+            "schema_id": t.schema_id}
 
 
 def _hop_from(rec: dict[str, Any], by_id: dict[str, Hop]) -> Hop:
@@ -226,7 +237,7 @@ def _hop_from(rec: dict[str, Any], by_id: dict[str, Hop]) -> Hop:
     usage = None if u is None else Usage(**{k: int(v) for k, v in u.items()})
     tools = tuple(
         ToolCall(t["tool_use_id"], t["name"], t["input_json"], _opt_float(t.get("started_s")),
-                 _opt_float(t.get("ended_s")), t.get("is_error"))
+                 _opt_float(t.get("ended_s")), t.get("is_error"), t.get("schema_id"))
         for t in rec.get("tool_calls") or ()
     )
     return Hop(
@@ -236,7 +247,11 @@ def _hop_from(rec: dict[str, Any], by_id: dict[str, Hop]) -> Hop:
         prompt_tokens=int(rec["prompt_tokens"]), output_tokens=int(rec["output_tokens"]),
         shared_prefix_tokens=int(rec["shared_prefix_tokens"]), hash_ids=hash_ids, usage=usage,
         tool_calls=tools, stop_reason=rec.get("stop_reason"), request_id=rec.get("request_id"),
+        **{k: _opt_float(v) for k, v in (rec.get("cpu") or {}).items() if k in _CPU_FIELDS},
     )
+
+
+_CPU_FIELDS = frozenset({"parse_us", "validate_us", "assemble_us"})
 
 
 def _opt_float(v: Any) -> float | None:

@@ -53,8 +53,13 @@ def iter_import(
     *,
     format: str | None = None,
     block_size: int | None = None,
+    measure_cpu: bool = False,
 ) -> Iterator[Trace]:
-    """Yield the trace of each source session by session; problems go to ``issues``."""
+    """Yield the trace of each source session by session; problems go to ``issues``.
+
+    ``measure_cpu`` times each hop's request assembly on its real body (Claude Code transcripts
+    and full recordings); see :mod:`agentgraph.costs` for parse and validate.
+    """
     if format is not None and format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
     claude_paths: list[Path] = []
@@ -76,18 +81,20 @@ def iter_import(
             for inner in _foreign_files(path):  # recordings, traces beside transcripts
                 if inner.resolve() not in seen:
                     seen.add(inner.resolve())
-                    yield from _read_one(inner, detect_format(inner) or "", issues, block_size)
+                    yield from _read_one(inner, detect_format(inner) or "", issues, block_size, measure_cpu)
         else:
-            yield from _read_one(path, kind, issues, block_size)
+            yield from _read_one(path, kind, issues, block_size, measure_cpu)
     if claude_paths:
-        yield from ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE).sessions(claude_paths, issues)
+        importer = ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE, measure_cpu)
+        yield from importer.sessions(claude_paths, issues)
 
 
-def _read_one(path: Path, kind: str, issues: list[ImportIssue], block_size: int | None) -> Iterator[Trace]:
+def _read_one(path: Path, kind: str, issues: list[ImportIssue], block_size: int | None,
+              measure_cpu: bool = False) -> Iterator[Trace]:
     if kind == "recording":
         from agentgraph.sources.recording import read_recording
 
-        yield from read_recording(path, issues, ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE))
+        yield from read_recording(path, issues, ClaudeCodeImporter(block_size or DEFAULT_BLOCK_SIZE, measure_cpu))
     elif kind in _READERS:
         yield _READERS[kind](path, issues, block_size)
 
@@ -155,4 +162,5 @@ def merge(parts: Sequence[Trace]) -> Trace:
         tuple(a for p in parts for a in p.agents),
         sizes[0] if sizes else (DEFAULT_BLOCK_SIZE),
         {},
+        {sid: schema for p in parts for sid, schema in p.schemas.items()},
     )

@@ -26,8 +26,10 @@ from typing import Any
 
 import orjson
 
+from agentgraph.costs import time_us
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
+from agentgraph.schemas import tool_schemas
 from agentgraph.sources.jsonl import (
     MAX_TOKENS,
     as_int,
@@ -214,6 +216,8 @@ class _Call:
     stop_reason: str | None
     request_id: str | None
     tool_uses: list[tuple[str, str, str, float]]  # (tool_use_id, name, input_json, emitted_s)
+    tool_schemas: dict[str, str] = field(default_factory=dict)  # tool name -> schema id
+    assemble_us: float | None = None
 
 
 @dataclass(slots=True)
@@ -258,6 +262,11 @@ class _SessionLines:
     result_agent: dict[str, str] = field(default_factory=dict)  # agentId -> tool_use_id
     meta_spawn: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     warmups: set[str] = field(default_factory=set)
+    shape_tools: dict[str, dict[str, str]] = field(default_factory=dict)  # shape -> name -> schema id
+    schemas: dict[str, Any] = field(default_factory=dict)  # schema id -> stripped input schema
+    keep_content: bool = False  # keep shapes and messages to time request assembly
+    shape_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contents: dict[str, Any] = field(default_factory=dict)  # sha256 hex -> message
 
     def agent(self, agent_id: str) -> _AgentLines:
         if agent_id not in self.agents:
@@ -308,6 +317,8 @@ class _LineReader:
         elif kind == "api-request-blob":
             h, msg = rec["hash"], rec["message"]
             self.s.blob_sizes[str(h)] = estimate_tokens(canonical_json(msg))
+            if self.s.keep_content:
+                self.s.contents[str(h)] = msg
         elif kind == "api-request":
             _check_request(rec)
             agent = self.s.agent(self._agent_id(rec, file_agent))
@@ -329,6 +340,9 @@ class _LineReader:
         units = [plain_unit(t) for t in shape.get("tools") or ()]
         units += [plain_unit(b) for b in shape.get("system") or ()]
         self.s.shapes[str(rec["shapeHash"])] = units
+        self.s.shape_tools[str(rec["shapeHash"])] = tool_schemas(shape.get("tools"), self.s.schemas)
+        if self.s.keep_content:
+            self.s.shape_bodies[str(rec["shapeHash"])] = shape
 
     def _user(self, rec: dict[str, Any], agent: _AgentLines) -> None:
         message = rec["message"]
@@ -361,6 +375,8 @@ class _LineReader:
         digest = hashlib.sha256(data).digest()
         est = estimate_tokens(data)
         self.s.blob_sizes.setdefault(digest.hex(), est)
+        if self.s.keep_content:
+            self.s.contents.setdefault(digest.hex(), message)
         return digest[:16], est
 
     def _assistant(self, rec: dict[str, Any], agent: _AgentLines) -> None:
@@ -464,7 +480,7 @@ def _usage(raw: dict[str, Any] | None, output_tokens: int) -> Usage | None:
 
 def _tool_uses(resp: _Response) -> list[tuple[str, str, str, float]]:
     return [
-        (str(b.get("id")), str(b.get("name")), canonical_json(b.get("input", {})).decode(), t)
+        (str(b.get("id")), str(b.get("name")), orjson.dumps(b.get("input", {})).decode(), t)
         for b, t in zip(resp.blocks, resp.block_times, strict=True)
         if b.get("type") == "tool_use"
     ]
@@ -477,8 +493,11 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
                    issues: list[ImportIssue]) -> list[_Call]:
     for merged in agent.responses.values():
         if len(merged.blocks) > 1:  # one message on the wire, one line per block in the transcript
-            data = canonical_json({"role": "assistant", "content": merged.blocks})
+            message = {"role": "assistant", "content": merged.blocks}
+            data = canonical_json(message)
             s.blob_sizes.setdefault(hashlib.sha256(data).hexdigest(), estimate_tokens(data))
+            if s.keep_content:
+                s.contents.setdefault(hashlib.sha256(data).hexdigest(), message)
     messages: dict[str, list[str]] = {}
     calls: list[_Call] = []
     missing: set[str] = set()
@@ -508,7 +527,11 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
             units.append((_tail_key(h), size))
         params_raw = req.get("params")
         params: dict[str, Any] = params_raw if isinstance(params_raw, dict) else {}
-        calls.append(_call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid))
+        call = _call(agent.agent_id, resp, start, units, str(params.get("model") or resp.model), rid)
+        call.tool_schemas = s.shape_tools.get(str(req.get("shapeHash")), {})
+        if s.keep_content:
+            call.assemble_us = _assemble_us(s, req, params, messages[rid])
+        calls.append(call)
     orphans = len(set(agent.responses) - agent.request_ids)
     if orphans:
         _count(problems, "missing: responses name them but no api-request line exists; skipped", orphans)
@@ -518,6 +541,17 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
         issues.append(ImportIssue(path, None, f"{len(missing)} request message(s) of agent "
                                   f"{agent.agent_id!r} not found in the transcript; sized from usage"))
     return calls
+
+
+def _assemble_us(s: _SessionLines, req: dict[str, Any], params: dict[str, Any],
+                 hashes: list[str]) -> float | None:
+    """Time to serialize the request as sent (None when part of it is not in the transcript)."""
+    shape = s.shape_bodies.get(str(req.get("shapeHash")))
+    if shape is None or any(h not in s.contents for h in hashes):
+        return None
+    body = {**params, "system": shape.get("system"), "tools": shape.get("tools"),
+            "messages": [s.contents[h] for h in hashes]}
+    return time_us(lambda: orjson.dumps(body))
 
 
 def _count(problems: dict[str, int], what: str, n: int = 1) -> None:
@@ -709,7 +743,7 @@ def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
         reported = None if call.usage is None else call.usage.prompt_tokens
         units, extends = sizer.size(call.units, reported)
         hash_ids, shared = hasher.hash(units, extends)
-        tools = tuple(ToolCall(tid, name, inp, t, *results.get(tid, (None, None)))
+        tools = tuple(ToolCall(tid, name, inp, t, *results.get(tid, (None, None)), call.tool_schemas.get(name))
                       for tid, name, inp, t in call.tool_uses)
         hops.append(Hop(
             hop_id=f"{session_id}/{agent_id}/{index}", session_id=session_id, agent_id=agent_id,
@@ -717,6 +751,7 @@ def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
             prompt_tokens=sizer.total, output_tokens=call.output_tokens,
             shared_prefix_tokens=shared if index else 0, hash_ids=hash_ids, usage=call.usage,
             tool_calls=tools, stop_reason=call.stop_reason, request_id=call.request_id,
+            assemble_us=call.assemble_us,
         ))
     return hops
 
@@ -818,8 +853,9 @@ def _gap(a: Hop, b: Hop) -> float:
 class ClaudeCodeImporter:
     """Imports sessions one at a time; keeps only the sizes of shared system/tool units."""
 
-    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, measure_cpu: bool = False) -> None:
         self.block_size = block_size
+        self.measure_cpu = measure_cpu
         self.book = TokenBook()
         self.seen_calls: set[str] = set()
 
@@ -830,7 +866,7 @@ class ClaudeCodeImporter:
                 yield part
 
     def session(self, files: SessionFiles, issues: list[ImportIssue]) -> Trace:
-        s = _SessionLines(files.session_id)
+        s = _SessionLines(files.session_id, keep_content=self.measure_cpu)
         reader = _LineReader(s, issues)
         if files.main is not None:
             reader.read_file(files.main, None)
@@ -874,7 +910,9 @@ class ClaudeCodeImporter:
         edges = _edges(s, agents, by_agent)
         hops = sorted((h for hs in by_agent.values() for h in hs),
                       key=lambda h: (h.start_s, h.agent_id != MAIN_AGENT, h.agent_id, h.index))
-        return Trace(tuple(hops), tuple(edges), tuple(agents), self.block_size)
+        used = {t.schema_id for h in hops for t in h.tool_calls if t.schema_id is not None}
+        return Trace(tuple(hops), tuple(edges), tuple(agents), self.block_size,
+                     schemas={sid: s.schemas[sid] for sid in sorted(used)})
 
 
 def _read_meta(path: Path, issues: list[ImportIssue]) -> tuple[str | None, str | None]:

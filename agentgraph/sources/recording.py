@@ -11,12 +11,17 @@ carrying its ``tool_result`` was sent.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from agentgraph.costs import time_us
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Trace
 from agentgraph.record import redact, text_hash
+from agentgraph.schemas import tool_schemas
 from agentgraph.sources.claude_code import (
     _SPAWN_TOOLS,
     ClaudeCodeImporter,
@@ -26,7 +31,6 @@ from agentgraph.sources.claude_code import (
     _usage,
 )
 from agentgraph.sources.jsonl import as_int, read_records, token_count
-from agentgraph.tokens import canonical_json
 
 __all__ = ["read_recording"]
 
@@ -89,8 +93,13 @@ def _session(sid: str, records: list[dict[str, Any]], path: str, issues: list[Im
         agent = str(rec["request_headers"].get("x-claude-code-agent-id") or MAIN_AGENT)
         try:
             # one path for both kinds: a full record is read through its redacted view
-            view = rec if rec["request"].get("redacted") else redact(rec)
+            full = not rec["request"].get("redacted")
+            view = redact(rec) if full else rec
             call, fixed = _call(agent, rec, view, prompts)
+            if full:  # a redacted record has no schemas and no body to serialize
+                call.tool_schemas = tool_schemas(rec["request"].get("tools"), s.schemas)
+                if importer.measure_cpu:
+                    call.assemble_us = time_us(partial(orjson.dumps, rec["request"]))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             issues.append(ImportIssue(path, None, f"call {rec.get('seq')}: unusable ({exc!r}); skipped"))
             continue
@@ -122,7 +131,7 @@ def _call(agent: str, rec: dict[str, Any], view: dict[str, Any],
         if isinstance(block, dict) and block.get("type") == "tool_use":
             tid, inp = str(block.get("id")), block.get("input")
             full = not block.get("redacted")
-            tools.append((tid, str(block.get("name")), canonical_json(inp if full else {}).decode(), end))
+            tools.append((tid, str(block.get("name")), orjson.dumps(inp if full else {}).decode(), end))
             prompt = inp.get("prompt") if full and isinstance(inp, dict) else None
             prompts[tid] = text_hash(prompt) if isinstance(prompt, str) else str(block.get("prompt_sha256", ""))
     request = rec["request"]

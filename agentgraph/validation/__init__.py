@@ -18,7 +18,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,7 @@ from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from agentgraph.errors import UsageError
-from agentgraph.tokens import canonical_json
+from agentgraph.schemas import schema_id, strip_annotations
 from agentgraph.validation.exact import UnusablePatternError, exact_validator, runs_on_re2
 from agentgraph.validation.fastpath import compile_regex
 
@@ -187,45 +186,3 @@ def _utf8(text: str | bytes) -> bytes | None:
         return text.encode()
     except UnicodeEncodeError:  # lone surrogates: not JSON text orjson accepts either
         return None
-
-
-_ANNOTATIONS = frozenset({"description", "title", "examples", "$comment"})
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
-_SCHEMA_ONE = frozenset({"additionalProperties", "additionalItems", "not", "if", "then", "else",
-                         "contains", "propertyNames", "unevaluatedItems", "unevaluatedProperties",
-                         "contentSchema", "items"})
-_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
-
-
-def strip_annotations(schema: Any) -> Any:
-    """``schema`` without its prose (``description``, ``title``, ``examples``, ``$comment``).
-
-    Only keyword positions are touched: a property *named* ``description`` stays.
-
-    >>> strip_annotations({"description": "x", "properties": {"description": {"type": "string"}}})
-    {'properties': {'description': {'type': 'string'}}}
-    """
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _ANNOTATIONS:
-            continue
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            value = {name: strip_annotations(sub) for name, sub in value.items()}
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            value = [strip_annotations(sub) for sub in value]
-        elif key in _SCHEMA_ONE or (key == "dependencies" and isinstance(value, dict)):
-            value = ({k: strip_annotations(v) for k, v in value.items()} if key == "dependencies"
-                     else strip_annotations(value))
-        out[key] = value
-    return out
-
-
-def schema_id(schema: Any) -> str:
-    """A short content id of a schema without its prose (16 hex digits).
-
-    >>> schema_id({"type": "object", "description": "a"}) == schema_id({"type": "object"})
-    True
-    """
-    return hashlib.blake2b(canonical_json(strip_annotations(schema)), digest_size=8).hexdigest()
