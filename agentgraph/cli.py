@@ -171,11 +171,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
         with os.fdopen(fd, "wb") as f:
             parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
                                 measure_cpu=args.measure_cpu)
+            meta: dict[str, Any] = {}
             if args.measure_cpu:
                 from agentgraph.costs import ValidationBackend, measure_cpu
 
                 backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
                 parts = (measure_cpu(part, backend) for part in parts)
+                meta = measure_cpu(Trace(()), backend).meta
             if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
                 from agentgraph.sources.mooncake import write_agentic_mooncake
 
@@ -183,7 +185,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 _accumulate(totals, whole.summary())
                 write_agentic_mooncake(whole, f)
             else:
-                writer = traceio.TraceWriter(f)
+                writer = traceio.TraceWriter(f, meta)
                 for part in parts:  # streams: one session in memory at a time
                     writer.add(part)
                     _accumulate(totals, part.summary())

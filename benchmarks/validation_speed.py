@@ -3,15 +3,16 @@
     python benchmarks/validation_speed.py [--quick] [--detail] [--json] [--seed 0]
 
 Payloads are Claude Code-like tool inputs (Read, Grep, Edit, Write, Bash, TodoWrite; schemas written
-here, structure only), serialized compactly with ``orjson.dumps`` to sizes close to 100 B, 300 B,
-1 KB, 4 KB, 16 KB and 64 KB (``--quick``: 100 B, 1 KB, 16 KB, 64 KB) and passed as bytes. String-heavy
-tools grow one string (Write ``content``, Edit ``new_string``, Bash ``command``: code-like ASCII
-lines with tabs, quotes, backslashes, an ANSI escape, non-ASCII and emoji), TodoWrite grows the
-number of todos; Read and Grep only appear at 100 B and 300 B. Each payload also has an invalid
-twin with one defect: Read ``limit`` a string (last member), Grep ``output_mode`` outside its
-enum (last member), Write ``file_path`` a number (first member: a regex can stop early), Edit
-without ``old_string`` (seen only at the closing brace), Bash ``timeout`` above its maximum (after
-the command), TodoWrite's last todo with a ``status`` outside its enum.
+here, structure only), serialized compactly with ``orjson.dumps`` to sizes close to (at most) 100 B,
+300 B, 1 KB, 4 KB, 16 KB and 64 KB (``--quick``: 100 B, 1 KB, 16 KB, 64 KB), passed as bytes.
+String-heavy tools grow one string (Write ``content``, Edit ``new_string``, Bash ``command``:
+code-like ASCII lines with tabs, quotes, backslashes, an ANSI escape, non-ASCII and emoji),
+TodoWrite grows the number of todos; Read and Grep only appear at 100 B and 300 B. Each payload
+also has an invalid twin with one defect: Read ``limit`` a string (last member), Grep
+``output_mode`` outside its enum (last member), Write ``file_path`` a number (first member: a
+regex can stop early), Edit without ``old_string`` (seen only at the closing brace), Bash
+``timeout`` above its maximum (after the command), TodoWrite's last todo with a ``status``
+outside its enum.
 
 Contenders, each precompiled per schema and timed in the same run on the same bytes:
 
@@ -210,7 +211,7 @@ def tools(seed: int) -> list[Tool]:
 
 
 def fit(build: Build, target: int) -> int:
-    """The size parameter whose valid payload's length is closest to ``target`` bytes."""
+    """The largest size parameter whose valid payload is at most ``target`` bytes (0 if none is)."""
     def size(n: int) -> int:
         return len(orjson.dumps(build(n, True)))
 
@@ -218,7 +219,7 @@ def fit(build: Build, target: int) -> int:
     while lo < hi:  # largest n with size(n) <= target (or 0)
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if size(mid) <= target else (lo, mid - 1)
-    return min((lo, lo + 1), key=lambda n: abs(size(n) - target))
+    return lo
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ import pytest
     "agentgraph.record", "agentgraph.serving", "agentgraph.sources.recording", "agentgraph.units",
     "agentgraph", "agentgraph.emulator", "agentgraph.frames", "agentgraph.graph", "agentgraph.model",
     "agentgraph.sources", "agentgraph.sources.mooncake", "agentgraph.tokens", "agentgraph.traceio",
+    "agentgraph.validation", "agentgraph.validation.fastpath", "agentgraph.validation.exact",
+    "agentgraph.validation.report", "agentgraph.costs", "agentgraph.schemas",
     "schedulers",
 ])
 def test_all_is_sorted_and_complete(module: str) -> None:

@@ -32,7 +32,6 @@ from jsonschema import (
     Draft202012Validator,
     SchemaError,
 )
-from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
@@ -53,9 +52,22 @@ __all__ = [
     "strip_annotations",
 ]
 
-FAST_MAX_BYTES = 16 * 1024
-"""Texts longer than this skip the fast path: past ~12 KB of string content, orjson + jsonschema
-(constant per member) beat RE2's DFA (about 2 ns a byte here); see ``docs/performance.md``."""
+FAST_MAX_BYTES = 12 * 1024
+"""Texts up to this size always try the fast path. Longer ones try it only when they hold many
+strings: RE2's DFA costs about 2.2 ns a byte, orjson + jsonschema about 0.8 ns a byte plus ~3.5 µs
+a string, so one long string is checked faster by the exact validator and many short ones by
+the regex (``benchmarks/validation_speed.py``, ``docs/performance.md``)."""
+_SAMPLE_BYTES = 4096
+
+
+def _fast_pays(data: bytes, limit: int) -> bool:
+    """Whether the regex is expected to beat orjson + jsonschema on ``data``."""
+    n = len(data)
+    if n <= limit:
+        return True
+    mid = n // 2  # a sample from the middle: the start holds member names, not the content
+    strings = data.count(b'"', mid - _SAMPLE_BYTES // 2, mid + _SAMPLE_BYTES // 2) / 2 * n / _SAMPLE_BYTES
+    return 0.0022 * n < 20.0 + 0.0008 * n + 3.5 * strings
 
 
 RE2_MAX_MEM = 64 << 20
@@ -105,8 +117,8 @@ class SchemaValidator:
     def validate(self, text: str | bytes) -> Verdict:
         """The verdict on ``text``: by the fast path when it matches, else by ``jsonschema``."""
         data = _utf8(text)
-        if (self._fast is not None and data is not None and len(data) <= self.fast_max_bytes
-                and self._fast(data) is not None):
+        if (self._fast is not None and data is not None and len(data) <= self.max_text_bytes
+                and _fast_pays(data, self.fast_max_bytes) and self._fast(data) is not None):
             return _FAST_VALID
         return self.exact(text)
 
@@ -120,8 +132,8 @@ class SchemaValidator:
 
     def check(self, value: Any) -> Verdict:
         """The verdict of ``jsonschema`` on an already parsed value."""
-        try:
-            error = best_match(self._exact.iter_errors(value))
+        try:  # the first error, as jsonschema meets it (cheaper than ranking them all)
+            error = next(iter(self._exact.iter_errors(value)), None)
         except Unresolvable as exc:  # a remote or missing $ref: nothing can be decided
             return Verdict(False, False, f"cannot validate: unresolvable reference {exc.ref!r}")
         except UnusablePatternError as exc:

@@ -250,7 +250,7 @@ def _merge(base: dict[str, Any], branch: Any, ctx: _Context) -> dict[str, Any]:
 
 
 def _type_meet(a: Any, b: Any, ctx: _Context) -> list[str]:
-    sa, sb = ({a} if isinstance(x, str) else set(x) for x in (a, b))
+    sa, sb = ({x} if isinstance(x, str) else set(x) for x in (a, b))
     meet = sa & sb
     if ("integer" in sa and "number" in sb) or ("number" in sa and "integer" in sb):
         meet.add("integer")
