@@ -1,7 +1,7 @@
 """The native trace file: ``agentgraph.trace``, JSONL with a versioned header.
 
 Line 1 is the header ``{"format": "agentgraph.trace", "version": 1, "block_size": B, "meta": {}}``;
-every other line is one record with a ``kind``: ``agent``, ``hop`` or ``edge``. A hop's block
+every other line is one record with a ``kind``: ``schema``, ``agent``, ``hop`` or ``edge``. A hop's block
 hashes are stored as a delta against an earlier hop (``hash_base`` + ``hash_keep`` +
 ``hash_tail``, like Claude Code's own ``api-request`` lines) or in full (``hash_ids``).
 See ``docs/trace-format.md``.

@@ -17,8 +17,9 @@ outside its enum.
 Contenders, each precompiled per schema and timed in the same run on the same bytes:
 
 * ``fastpath-regex``: ``SchemaValidator.fast_accepts`` alone (on an invalid text: the time to say no);
-* ``agentgraph validate()``: ``SchemaValidator.validate``, the product path (fast path up to
-  ``FAST_MAX_BYTES``, else or on no match ``orjson.loads`` + agentgraph's jsonschema variant);
+* ``agentgraph validate()``: ``SchemaValidator.validate``, the product path (the regex up to
+  ``FAST_MAX_BYTES``, above it only for texts holding many strings; on no match ``orjson.loads``
+  + agentgraph's jsonschema variant, with the first error's message);
 * ``orjson+jsonschema``: ``orjson.loads`` + upstream ``jsonschema.Draft202012Validator.is_valid``,
   the baseline every ratio is against;
 * ``orjson+fastjsonschema``: ``orjson.loads`` + ``fastjsonschema.compile`` (it has no 2020-12 mode and
