@@ -57,7 +57,7 @@ FAST_MAX_BYTES = 12 * 1024
 strings: RE2's DFA costs about 2.2 ns a byte, orjson + jsonschema about 0.8 ns a byte plus ~3.5 µs
 a string, so one long string is checked faster by the exact validator and many short ones by
 the regex (``benchmarks/validation_speed.py``, ``docs/performance.md``)."""
-_SAMPLE_BYTES = 4096
+_SAMPLE_BYTES = 1024
 
 
 def _fast_pays(data: bytes, limit: int) -> bool:
@@ -65,8 +65,10 @@ def _fast_pays(data: bytes, limit: int) -> bool:
     n = len(data)
     if n <= limit:
         return True
-    mid = n // 2  # a sample from the middle: the start holds member names, not the content
-    strings = data.count(b'"', mid - _SAMPLE_BYTES // 2, mid + _SAMPLE_BYTES // 2) / 2 * n / _SAMPLE_BYTES
+    # a sample from the middle (the start holds member names); escaped quotes are content
+    lo, hi = n // 2 - _SAMPLE_BYTES // 2, n // 2 + _SAMPLE_BYTES // 2
+    quotes = data.count(b'"', lo, hi) - data.count(b'\\"', lo, hi)
+    strings = quotes / 2 * n / _SAMPLE_BYTES
     return 0.0022 * n < 20.0 + 0.0008 * n + 3.5 * strings
 
 
@@ -116,10 +118,12 @@ class SchemaValidator:
 
     def validate(self, text: str | bytes) -> Verdict:
         """The verdict on ``text``: by the fast path when it matches, else by ``jsonschema``."""
-        data = _utf8(text)
-        if (self._fast is not None and data is not None and len(data) <= self.max_text_bytes
-                and _fast_pays(data, self.fast_max_bytes) and self._fast(data) is not None):
-            return _FAST_VALID
+        n = len(text)
+        if self._fast is not None and n <= self.max_text_bytes and (
+                n <= self.fast_max_bytes or (isinstance(text, bytes) and _fast_pays(text, self.fast_max_bytes))):
+            data = _utf8(text)  # checked only here: orjson checks UTF-8 itself on the exact path
+            if data is not None and len(data) <= self.max_text_bytes and self._fast(data) is not None:
+                return _FAST_VALID
         return self.exact(text)
 
     def exact(self, text: str | bytes) -> Verdict:
