@@ -82,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
     val.add_argument("--backend", default=",".join(BACKENDS), metavar="NAMES",
                      help=f"comma-separated backends to time (default {','.join(BACKENDS)})")
-    val.add_argument("--dpu-rate", type=float, default=DPU_CHECKS_PER_S, metavar="CHECKS_PER_S",
-                     help="checks per second of the modeled dpu backend (default 30e6)")
+    _dpu_rate_option(val)
     val.add_argument("--repeats", type=_positive, default=REPEATS, help="timed runs per call, fastest kept")
     val.add_argument("--json", action="store_true", help="print the per-tool figures as JSON")
     val.set_defaults(run=_cmd_validate)
@@ -136,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
 def _cpu_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="validation backend for --measure-cpu (default fastpath)")
+    _dpu_rate_option(p)
+
+
+def _dpu_rate_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dpu-rate", type=float, default=DPU_CHECKS_PER_S, metavar="CHECKS_PER_S",
                    help="checks per second of the modeled dpu backend (default 30e6)")
 
@@ -177,7 +180,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
                 backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
                 parts = (measure_cpu(part, backend) for part in parts)
-                meta = measure_cpu(Trace(()), backend).meta
+                meta = backend.meta()
             if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
                 from agentgraph.sources.mooncake import write_agentic_mooncake
 

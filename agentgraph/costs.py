@@ -43,6 +43,7 @@ __all__ = [
     "call_costs",
     "measure_cpu",
     "time_us",
+    "validation_us",
     "validators",
 ]
 
@@ -71,6 +72,12 @@ class ValidationBackend:
 
     name: str = DEFAULT_BACKEND
     dpu_checks_per_s: float = DPU_CHECKS_PER_S
+
+    def meta(self) -> dict[str, Any]:
+        """What a trace measured under this backend records in its header's ``meta``."""
+        if self.name == "dpu":
+            return {"cpu_backend": self.name, "dpu_checks_per_s": self.dpu_checks_per_s}
+        return {"cpu_backend": self.name}
 
     def __post_init__(self) -> None:
         if self.name not in BACKENDS:
@@ -111,16 +118,20 @@ def call_costs(call: ToolCall, validator: SchemaValidator | None, backend: Valid
     if validator is None:
         return CallCost(True, False, None, parse_us, 0.0)
     verdict = validator.validate(text)
+    return CallCost(verdict.valid, verdict.by_fast_path and backend.name != "jsonschema", verdict.error,
+                    parse_us, validation_us(text, validator, backend, repeats))
+
+
+def validation_us(text: bytes, validator: SchemaValidator, backend: ValidationBackend,
+                  repeats: int = REPEATS) -> float:
+    """Time to validate one input text under ``backend`` (its parse not included)."""
     if backend.name == "fastpath":
-        return CallCost(verdict.valid, verdict.by_fast_path, verdict.error, parse_us,
-                        time_us(lambda: validator.validate(text), repeats))
+        return time_us(lambda: validator.validate(text), repeats)
     value = _loads(text)
     exact_us = time_us(lambda: validator.check(value), repeats)
     if backend.name == "jsonschema":
-        return CallCost(verdict.valid, False, verdict.error, parse_us, exact_us)
-    on_dpu = 1e6 / backend.dpu_checks_per_s
-    return CallCost(verdict.valid, verdict.by_fast_path, verdict.error, parse_us,
-                    on_dpu + (0.0 if validator.fast_accepts(text) else exact_us))
+        return exact_us
+    return 1e6 / backend.dpu_checks_per_s + (0.0 if validator.fast_accepts(text) else exact_us)
 
 
 def _loads(text: bytes) -> Any:
@@ -142,10 +153,8 @@ def measure_cpu(trace: Trace, backend: ValidationBackend | str = DEFAULT_BACKEND
     for hop in trace.hop_list:
         costs = [call_costs(t, compiled.get(t.schema_id or ""), chosen, repeats) for t in hop.tool_calls]
         hops.append(_with_costs(hop, costs))
-    meta = {**trace.meta, "cpu_backend": chosen.name}
-    if chosen.name == "dpu":
-        meta["dpu_checks_per_s"] = chosen.dpu_checks_per_s
-    return replace(trace, hop_list=tuple(hops), meta=meta)
+    meta = {k: v for k, v in trace.meta.items() if k not in ("cpu_backend", "dpu_checks_per_s")}
+    return replace(trace, hop_list=tuple(hops), meta={**meta, **chosen.meta()})
 
 
 def _with_costs(hop: Hop, costs: list[CallCost]) -> Hop:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -300,3 +301,20 @@ def test_json_values_are_parseable_as_orjson_sees_them() -> None:
         if v.fast_accepts(text):
             orjson.loads(text)
     assert not v.fast_accepts("1e400") and not v.fast_accepts("1" * 30)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_validate_cli_on_bad_or_schemaless_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file exits 2 naming it; sources without schemas are counted, not failed."""
+    from agentgraph import cli
+
+    assert cli.main(["validate", str(tmp_path / "missing.trace")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.trace'}: no such file or directory" in err
+    assert "agentgraph: error: no usable hop found" in err
+    legacy = Path(__file__).resolve().parent.parent / "fixtures" / "claude_legacy" / "projects"
+    assert cli.main(["validate", str(legacy)]) == 0
+    out = capsys.readouterr().out
+    assert "none with a recorded schema (legacy transcripts" in out

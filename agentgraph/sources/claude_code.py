@@ -495,9 +495,10 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
         if len(merged.blocks) > 1:  # one message on the wire, one line per block in the transcript
             message = {"role": "assistant", "content": merged.blocks}
             data = canonical_json(message)
-            s.blob_sizes.setdefault(hashlib.sha256(data).hexdigest(), estimate_tokens(data))
+            digest = hashlib.sha256(data).hexdigest()
+            s.blob_sizes.setdefault(digest, estimate_tokens(data))
             if s.keep_content:
-                s.contents.setdefault(hashlib.sha256(data).hexdigest(), message)
+                s.contents.setdefault(digest, message)
     messages: dict[str, list[str]] = {}
     calls: list[_Call] = []
     missing: set[str] = set()

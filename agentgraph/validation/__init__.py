@@ -118,12 +118,11 @@ class SchemaValidator:
 
     def validate(self, text: str | bytes) -> Verdict:
         """The verdict on ``text``: by the fast path when it matches, else by ``jsonschema``."""
-        n = len(text)
-        if self._fast is not None and n <= self.max_text_bytes and (
-                n <= self.fast_max_bytes or (isinstance(text, bytes) and _fast_pays(text, self.fast_max_bytes))):
-            data = _utf8(text)  # checked only here: orjson checks UTF-8 itself on the exact path
-            if data is not None and len(data) <= self.max_text_bytes and self._fast(data) is not None:
-                return _FAST_VALID
+        n, limit = len(text), self.fast_max_bytes
+        pays = n <= limit or (isinstance(text, bytes) and n <= self.max_text_bytes and _fast_pays(text, limit))
+        # fast_accepts checks UTF-8; on the exact path orjson does
+        if self._fast is not None and pays and self.fast_accepts(text):
+            return _FAST_VALID
         return self.exact(text)
 
     def exact(self, text: str | bytes) -> Verdict:
@@ -164,8 +163,7 @@ def compile_schema(schema: Mapping[str, Any] | bool, *, any_order: bool = True,
     compiled = compile_regex(schema, _CONSTRAINING | set(type(exact).VALIDATORS), accepts,
                              any_order=any_order)
     regex, reasons = compiled.regex, compiled.reasons
-    too_long = regex is None and any("longer than" in r for r in reasons)
-    if too_long or (regex is not None and _re2_fullmatch(regex) is None):
+    if compiled.too_long or (regex is not None and _re2_fullmatch(regex) is None):
         if any_order:  # too large with every member order: schema order only
             return compile_schema(schema, any_order=False, fast_max_bytes=fast_max_bytes)
         regex, reasons = None, (*reasons, "RE2 cannot compile the regex")

@@ -109,6 +109,7 @@ class Compiled:
     regex: str | None
     max_text_bytes: int | None = None
     reasons: tuple[str, ...] = ()
+    too_long: bool = False  # over MAX_REGEX_CHARS: worth retrying with members in schema order
 
 
 @dataclass(slots=True)
@@ -146,7 +147,7 @@ def compile_regex(schema: Any, constraining: Iterable[str],
     except _Empty:
         return Compiled(None, None, tuple(ctx.reasons))
     if len(body) > MAX_REGEX_CHARS:
-        return Compiled(None, None, (*ctx.reasons, f"regex longer than {MAX_REGEX_CHARS} characters"))
+        return Compiled(None, None, (*ctx.reasons, f"regex longer than {MAX_REGEX_CHARS} characters"), True)
     return Compiled(f"{WS}{body}{WS}", ctx.max_text_bytes, tuple(ctx.reasons))
 
 

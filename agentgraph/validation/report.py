@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from agentgraph.costs import REPEATS, ValidationBackend, call_costs, validators
+from agentgraph.costs import REPEATS, ValidationBackend, validation_us, validators
 from agentgraph.model import Trace
 
 __all__ = [
@@ -38,10 +38,11 @@ def validation_report(trace: Trace, backends: Sequence[ValidationBackend],
             if validator is None:
                 continue
             t["with_schema"] += 1
+            text = call.input_json.encode()
             for backend in backends:
-                cost = call_costs(call, validator, backend, repeats)
-                times.setdefault(call.name, {}).setdefault(backend.name, []).append(cost.validate_us)
-            verdict = validator.validate(call.input_json)
+                us = validation_us(text, validator, backend, repeats)
+                times.setdefault(call.name, {}).setdefault(backend.name, []).append(us)
+            verdict = validator.validate(text)
             t["fast"] += verdict.by_fast_path
             if not verdict.valid:
                 t["invalid"] += 1
