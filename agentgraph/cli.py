@@ -28,8 +28,13 @@ EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 MAX_WARNINGS_SHOWN = 20
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+Commands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+"""A hook that adds subcommands; :mod:`schedulers.cli` adds ``replay`` and ``compare`` this way, so
+this package never imports :mod:`schedulers`."""
+
+
+def main(argv: Sequence[str] | None = None, extensions: Sequence[Commands] = ()) -> int:
+    parser = _parser(extensions)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
@@ -50,9 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentgraph", description="Record agent sessions, import them as "
-                                "call graphs of LLM hops, and inspect them.")
+                                "call graphs of LLM hops, inspect them, and replay them on a modeled GPU "
+                                "cluster under scheduling strategies.")
     p.add_argument("--version", action="version", version=f"agentgraph {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -63,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("sources", nargs="+", metavar="SOURCE")
     imp.add_argument("-o", "--output", required=True, metavar="TRACE")
     imp.add_argument("--format", choices=FORMATS, help="force the source format (default: detect)")
-    imp.add_argument("--block-size", type=_positive, metavar="TOKENS",
+    imp.add_argument("--block-size", type=positive_int, metavar="TOKENS",
                      help="prefix block size in tokens (default 64; Mooncake sources keep theirs)")
     imp.add_argument("--to", choices=("agentgraph", "mooncake"), default="agentgraph",
                      help="output format: agentgraph.trace (default) or Dynamo's agentic Mooncake v2")
@@ -83,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--backend", default=",".join(BACKENDS), metavar="NAMES",
                      help=f"comma-separated backends to time (default {','.join(BACKENDS)})")
     _dpu_rate_option(val)
-    val.add_argument("--repeats", type=_positive, default=REPEATS, help="timed runs per call, fastest kept")
+    val.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed runs per call, fastest kept")
     val.add_argument("--json", action="store_true", help="print the per-tool figures as JSON")
     val.set_defaults(run=_cmd_validate)
 
@@ -129,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--session", help="only this session id (or a unique prefix)")
     gr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     gr.set_defaults(run=_cmd_graph)
+    for extend in extensions:
+        extend(sub)
     return p
 
 
@@ -152,7 +160,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -201,7 +209,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         if os.path.exists(tmp):
             os.unlink(tmp)
     if args.json:
-        _print_json({**totals, "output": str(out), "warnings": len(issues),
+        print_json({**totals, "output": str(out), "warnings": len(issues),
                      "issues": [str(i) for i in issues]})
     else:
         print(f"imported {totals['sessions']} session(s), {totals['llm_hops']} hops, "
@@ -225,7 +233,7 @@ def _report_issues(issues: list[ImportIssue]) -> None:
 # --------------------------------------------------------------------------- inspect / graph
 
 
-def _load_any(sources: Sequence[str], session: str | None = None) -> Trace:
+def load_any(sources: Sequence[str], session: str | None = None) -> Trace:
     """A native trace file as is; any other source imported in memory (warnings to stderr)."""
     issues: list[ImportIssue] = []
     trace = merge(list(iter_import(sources, issues)))
@@ -252,14 +260,14 @@ INSPECT_COLUMNS = ("hop", "agent", "prompt", "shared", "new", "cache_rd", "cache
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from agentgraph import graph as graphmod  # networkx loads only for commands that need it
 
-    trace = _load_any(args.trace, args.session)
+    trace = load_any(args.trace, args.session)
     if args.json:
         sessions = {}
         parts = _by_session(trace)
         for sid, (path, makespan) in graphmod.session_critical_paths(trace).items():
             sessions[sid] = {**Trace(tuple(parts[sid])).summary(), "makespan_s": makespan,
                              "critical_path": path}
-        _print_json({**trace.summary(), "block_size": trace.block_size, "session_list": sessions})
+        print_json({**trace.summary(), "block_size": trace.block_size, "session_list": sessions})
         return EXIT_OK
     _print_tables(trace, sys.stdout)
     return EXIT_OK
@@ -351,7 +359,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     from agentgraph import graph as graphmod
 
-    trace = _load_any(args.trace, args.session)
+    trace = load_any(args.trace, args.session)
     renderers: dict[str, Callable[[Trace], str]] = {
         "dot": graphmod.to_dot,
         "mermaid": graphmod.to_mermaid,
@@ -373,10 +381,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     backends = [ValidationBackend(n, args.dpu_rate) for n in dict.fromkeys(names)]
     if not backends:
         raise UsageError("--backend needs at least one name")
-    trace = _load_any(args.trace)
+    trace = load_any(args.trace)
     report = validation_report(trace, backends, args.repeats)
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         _print_validation(report, sys.stdout)
     return EXIT_OK
@@ -408,7 +416,7 @@ def _p50_p99(us: dict[str, float] | None) -> str:
     return "-" if not us else f"{us['p50']:.2f}/{us['p99']:.2f}"
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

@@ -44,3 +44,27 @@ def claude_session(claude_cli: Path, tmp_path: Path) -> ClaudeSession:
         return run_claude(claude_cli, script, prompt, tmp_path, allowed_tools)
 
     return run
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake" / "synthetic_trace.jsonl"
+
+
+@pytest.fixture(scope="session")
+def replays_trace() -> Any:
+    """The bundled ``replays/`` sessions (9 sessions, 72 hops), imported once."""
+    from agentgraph.sources import import_paths
+
+    result = import_paths([ROOT / "replays"])
+    assert not result.issues
+    return result.trace
+
+
+@pytest.fixture(scope="session")
+def mooncake_synthetic() -> Any:
+    """The Mooncake FAST'25 synthetic trace from ``../shared`` (3,993 requests, 512-token blocks)."""
+    from agentgraph.sources import import_paths
+
+    if not SYNTHETIC_MOONCAKE.exists():
+        pytest.fail(f"Mooncake synthetic trace missing at {SYNTHETIC_MOONCAKE} (CI has ../shared beside the checkout)")
+    return import_paths([SYNTHETIC_MOONCAKE]).trace

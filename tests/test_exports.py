@@ -13,7 +13,9 @@ import pytest
     "agentgraph.sources", "agentgraph.sources.mooncake", "agentgraph.tokens", "agentgraph.traceio",
     "agentgraph.validation", "agentgraph.validation.fastpath", "agentgraph.validation.exact",
     "agentgraph.validation.report", "agentgraph.costs", "agentgraph.schemas",
-    "schedulers",
+    "schedulers", "schedulers.cache", "schedulers.cluster", "schedulers.engine", "schedulers.metrics",
+    "schedulers.simulator", "schedulers.strategies", "schedulers.strategies.base", "schedulers.timing",
+    "schedulers.workloads", "schedulers.cli",
 ])
 def test_all_is_sorted_and_complete(module: str) -> None:
     """__all__ is sorted (constants, classes, functions) and every name in it is importable."""

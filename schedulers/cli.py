@@ -1,0 +1,169 @@
+"""The ``agentgraph`` command with the replay commands: ``replay`` and ``compare``.
+
+The console script runs :func:`main`: :mod:`agentgraph.cli`'s commands plus the ones added here
+(this package imports :mod:`agentgraph`, never the reverse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from agentgraph import cli as base
+from agentgraph.errors import UsageError
+from agentgraph.model import Trace
+from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
+from schedulers.metrics import ReplayResult
+from schedulers.simulator import replay
+from schedulers.strategies import STRATEGIES
+from schedulers.workloads import replicate
+
+__all__ = ["main"]
+
+TABLE = (
+    ("hit_rate", "hit_rate", "{:.3f}"), ("reprefill_tokens", "reprefill_tok", "{:d}"),
+    ("transferred_tokens", "transfer_tok", "{:d}"), ("ttft_p99_s", "ttft_p99_s", "{:.3f}"),
+    ("session_e2e_p50_s", "e2e_p50_s", "{:.2f}"), ("session_e2e_p99_s", "e2e_p99_s", "{:.2f}"),
+    ("max_mean_load", "max/mean", "{:.2f}"), ("cost_per_session_usd", "$/session", "{:.4f}"),
+)
+"""Columns of the text tables: summary key, header, format."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``agentgraph`` command line with every command (exit codes as in agentgraph.cli)."""
+    return base.main(argv, extensions=(add_commands,))
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rep = sub.add_parser("replay", help="replay traces on a modeled cluster under one strategy",
+                         description="Replay sessions on a modeled GPU cluster under one scheduling "
+                         "strategy and report prefix-cache hits, re-prefill, TTFT and session latency.")
+    _common(rep)
+    rep.add_argument("--strategy", default="topology_aware", metavar="NAME",
+                     help=f"one of: {', '.join(STRATEGIES)} (default topology_aware)")
+    rep.add_argument("-o", "--output", metavar="DIR",
+                     help="write hops.csv, sessions.csv, nodes.csv, summary.json and run.json here")
+    rep.set_defaults(run=_cmd_replay)
+
+    cmp = sub.add_parser("compare", help="replay traces under several strategies, one table",
+                         description="Replay the same sessions under each strategy (same cluster, "
+                         "same seed) and compare their summaries.")
+    _common(cmp)
+    cmp.add_argument("--strategies", default="all", metavar="A,B,...",
+                     help="comma-separated strategy names, or 'all' (default)")
+    cmp.set_defaults(run=_cmd_compare)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
+    p.add_argument("--nodes", type=base.positive_int, metavar="N", help="override the cluster's node count")
+    p.add_argument("--kv-capacity-tokens", type=_capacity, metavar="N|unlimited|auto",
+                   help="override the KV capacity per node")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--rate", type=_positive_float, metavar="SESSIONS_PER_S",
+                   help="Poisson session arrivals at this rate instead of the trace's timestamps")
+    p.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X",
+                   help="multiply the trace's arrival timestamps by X (default 1)")
+    p.add_argument("--copies", type=base.positive_int, default=1, metavar="K",
+                   help="replay K copies of the sessions (shared prefixes kept, private ones renamed)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _capacity(text: str) -> Any:
+    try:
+        return parse_capacity(text, "--kv-capacity-tokens")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _setup(args: argparse.Namespace) -> tuple[Trace, ClusterSpec]:
+    spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
+    spec = spec.with_overrides(args.nodes, args.kv_capacity_tokens)
+    spec.kv_capacity_tokens_per_node()  # an override can make the weights not fit: fail before loading
+    trace = base.load_any(args.trace)
+    return (trace if args.copies == 1 else replicate(trace, args.copies)), spec
+
+
+def _run(trace: Trace, spec: ClusterSpec, strategy: str, args: argparse.Namespace) -> ReplayResult:
+    return replay(trace, spec, strategy, seed=args.seed, rate=args.rate, time_scale=args.time_scale)
+
+
+def _strategy(name: str) -> str:
+    if name not in STRATEGIES:
+        raise UsageError(f"unknown strategy {name!r}; choose from: {', '.join(sorted(STRATEGIES))}")
+    return name
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    name = _strategy(args.strategy)
+    trace, spec = _setup(args)
+    result = _run(trace, spec, name, args)
+    if args.output:
+        _write(Path(args.output), result, spec)
+    if args.json:
+        base.print_json(result.summary)
+    else:
+        _print_table({name: result.summary}, spec, sys.stdout)
+        if args.output:
+            print(f"frames and summary -> {args.output}")
+    return base.EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    names = list(STRATEGIES) if args.strategies == "all" else [
+        _strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--strategies is empty; give names or 'all'")
+    trace, spec = _setup(args)
+    summaries = {n: _run(trace, spec, n, args).summary for n in names}
+    if args.json:
+        base.print_json({"cluster": spec.describe(), "strategies": summaries})
+    else:
+        _print_table(summaries, spec, sys.stdout)
+    return base.EXIT_OK
+
+
+def _print_table(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, out: IO[str]) -> None:
+    first = next(iter(summaries.values()))
+    d = spec.describe()
+    out.write(f"{first['sessions']} session(s), {first['hops']} hops on {d['nodes']} × {d['model']} "
+              f"({d['gpu']} ×{d['tensor_parallel']}, KV {d['kv_capacity_tokens']} tok/node)\n")
+    width = max(len("strategy"), *(len(n) for n in summaries))
+    heads = [h for _, h, _ in TABLE]
+    out.write("  ".join([f"{'strategy':<{width}}", *(f"{h:>13}" for h in heads)]).rstrip() + "\n")
+    for name, s in summaries.items():
+        cells = ["-" if s[k] is None else fmt.format(s[k]) for k, _, fmt in TABLE]
+        out.write("  ".join([f"{name:<{width}}", *(f"{c:>13}" for c in cells)]) + "\n")
+
+
+def _write(out: Path, result: ReplayResult, spec: ClusterSpec) -> None:
+    """The frames as CSV and the summary as JSON: byte-identical for the same inputs and seed
+    (``wall_s``, the only machine-dependent figure, goes to run.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.hops.write_csv(out / "hops.csv")
+    result.sessions.write_csv(out / "sessions.csv")
+    result.nodes.write_csv(out / "nodes.csv")
+    summary = {k: v for k, v in result.summary.items() if k != "wall_s"}
+    (out / "summary.json").write_bytes(orjson.dumps({"summary": summary, "cluster": spec.describe()},
+                                                    option=orjson.OPT_INDENT_2) + b"\n")
+    (out / "run.json").write_bytes(orjson.dumps({"wall_s": result.summary["wall_s"]}) + b"\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
