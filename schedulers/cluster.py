@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
@@ -166,7 +166,7 @@ class ClusterSpec:
     nodes_per_rack: int = 4
     intra_rack_link: LinkSpec = LINKS["ib400"]
     inter_rack_link: LinkSpec = LINKS["ib400"]
-    inter_rack_latency_s: float = 5e-6  # the spine hop added between racks
+    inter_rack_latency_s: float = 5e-6  # switching latency of each rack-to-spine link (two per cross-rack path)
     kv_capacity_tokens: Capacity = "auto"
     reserve_fraction: float = 0.1  # of HBM: activations, CUDA graphs, fragmentation
     mfu: float = 0.5  # prefill model-FLOPs utilization (seed 002: 50-70 %)
@@ -299,9 +299,9 @@ def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> Cl
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise UsageError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
-    cache = _table(data, "cache")
-    price = _table(data, "price")
-    host = _table(data, "host_tier")
+    cache = _table(data, "cache", {"ttl_s", "pin_during_tools"})
+    price = _table(data, "price", {"input_per_mtok", "output_per_mtok"})
+    host = _table(data, "host_tier", {"capacity_tokens", "link"})
     spec = ClusterSpec(
         name=str(data.get("name", default_name)),
         model=_preset(data.get("model", "llama-3-8b"), MODELS, "model", _model_table),
@@ -318,7 +318,7 @@ def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> Cl
         max_batch=_positive(data.get("max_batch", 256), "max_batch"),
         cpu_cores=_positive(data.get("cpu_cores", 8), "cpu_cores"),
         ttl_s=None if cache.get("ttl_s") is None else _number(cache["ttl_s"], "cache.ttl_s"),
-        pin_during_tools=bool(cache.get("pin_during_tools", False)),
+        pin_during_tools=_flag(cache.get("pin_during_tools", False), "cache.pin_during_tools"),
         host_tier=None if not host else HostTier(
             _positive(host.get("capacity_tokens"), "host_tier.capacity_tokens"),
             _preset(host.get("link", "pcie5"), LINKS, "host_tier.link", _link_table)),
@@ -332,10 +332,13 @@ def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> Cl
     return spec
 
 
-def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+def _table(data: dict[str, Any], key: str, known: set[str]) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
         raise UsageError(f"{key} must be a table, not {value!r}")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise UsageError(f"[{key}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return value
 
 
@@ -344,40 +347,61 @@ def _preset(value: object, presets: dict[str, Any], key: str, build: Any) -> Any
         if value not in presets:
             raise UsageError(f"unknown {key} {value!r}; presets: {', '.join(sorted(presets))}")
         return presets[value]
-    if isinstance(value, dict):
+    if isinstance(value, dict) and build is not None:
         return build(value, key)
     raise UsageError(f"{key} must be a preset name or a table, not {value!r}")
 
 
-def _model_table(t: dict[str, Any], key: str) -> ModelSpec:
-    base = MODELS[t["preset"]] if "preset" in t else None
+def _spec_table(t: dict[str, Any], key: str, presets: dict[str, Any], cls: type[Any]) -> Any:
+    """A preset with some fields replaced, or a whole spec; numbers checked, names listed."""
+    base = _preset(t["preset"], presets, f"{key}.preset", None) if "preset" in t else None
     fields = {k: v for k, v in t.items() if k != "preset"}
-    if "kv_heads" in fields or "head_dim" in fields:
-        fields["kv_dim"] = 2 * int(fields.pop("kv_heads")) * int(fields.pop("head_dim"))
-    try:
-        if base is not None:
-            return replace(base, **fields)
-        fields.setdefault("active_params", fields.get("params"))
-        return ModelSpec(**fields)
-    except (TypeError, KeyError) as exc:
-        raise UsageError(f"{key}: {exc}") from None
+    known = list(cls.__dataclass_fields__)
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise UsageError(f"{key}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for name, value in fields.items():
+        if name == "moe":
+            fields[name] = _flag(value, f"{key}.moe")
+        elif name in ("name", "source"):
+            fields[name] = str(value)
+        else:
+            fields[name] = _number(value, f"{key}.{name}")
+    if base is not None:
+        return replace(base, **fields)
+    missing = [f for f in known if f not in fields and cls.__dataclass_fields__[f].default is MISSING]
+    if missing:
+        raise UsageError(f"{key}: missing field(s) {', '.join(missing)} (or give a preset)")
+    return cls(**fields)
+
+
+def _model_table(t: dict[str, Any], key: str) -> ModelSpec:
+    t = dict(t)
+    if "kv_heads" in t or "head_dim" in t:
+        if not ("kv_heads" in t and "head_dim" in t):
+            raise UsageError(f"{key}: kv_heads and head_dim go together (or give kv_dim)")
+        t["kv_dim"] = 2 * _number(t.pop("kv_heads"), f"{key}.kv_heads") * _number(t.pop("head_dim"), f"{key}.head_dim")
+    if "preset" not in t and "params" in t:
+        t.setdefault("active_params", t["params"])
+    spec: ModelSpec = _spec_table(t, key, MODELS, ModelSpec)
+    return replace(spec, layers=int(spec.layers), hidden=int(spec.hidden), kv_dim=int(spec.kv_dim),
+                   dtype_bytes=int(spec.dtype_bytes), kv_dtype_bytes=int(spec.kv_dtype_bytes))
 
 
 def _gpu_table(t: dict[str, Any], key: str) -> GpuSpec:
-    base = GPUS[t["preset"]] if "preset" in t else None
-    fields = {k: v for k, v in t.items() if k != "preset"}
-    try:
-        return replace(base, **fields) if base is not None else GpuSpec(**fields)
-    except TypeError as exc:
-        raise UsageError(f"{key}: {exc}") from None
+    spec: GpuSpec = _spec_table(t, key, GPUS, GpuSpec)
+    return spec
 
 
 def _link_table(t: dict[str, Any], key: str) -> LinkSpec:
-    try:
-        return LinkSpec(str(t.get("name", key)), _number(t["bytes_per_s"], f"{key}.bytes_per_s"),
-                        _number(t.get("latency_s", 0.0), f"{key}.latency_s"))
-    except KeyError as exc:
-        raise UsageError(f"{key}: missing {exc}") from None
+    spec: LinkSpec = _spec_table({"name": key, **t} if "preset" not in t else t, key, LINKS, LinkSpec)
+    return spec
+
+
+def _flag(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 def _number(value: object, key: str) -> float:

@@ -155,7 +155,7 @@ def build_result(sim: Simulator) -> ReplayResult:
         s["hops"] += 1
         s["agents"].add(h.agent_id)
         s["nodes"].add(r.node)
-        s["end_s"] = max(s["end_s"], r.end_s)
+        s["end_s"] = max(s["end_s"], r.done_s)  # the last hop's parse + validate CPU included
         s["cost_usd"] += cost
         for k, v in toks.items():
             s[k] += v
@@ -165,7 +165,7 @@ def build_result(sim: Simulator) -> ReplayResult:
          sim.arrivals[i], s["end_s"], s["end_s"] - sim.arrivals[i], s["cost_usd"])
         for i, (sid, s) in enumerate(zip(sim.session_ids, per_session, strict=True))
     ]
-    makespan = max((r.end_s for r in sim.runs), default=0.0)
+    makespan = max((r.done_s for r in sim.runs), default=0.0)
     mean_hops = len(sim.runs) / len(sim.nodes)
     node_rows = []
     for n in sim.nodes:

@@ -24,10 +24,12 @@ edge's wait is taken as 0.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -56,10 +58,35 @@ class HopRun:
     """The mutable state of one hop during a replay (the metrics read it afterwards)."""
 
     __slots__ = (
-        "blocks", "cached_tokens", "children", "cold_tokens", "cpu_s", "dispatch_s", "end_s", "est_s",
-        "fetch_blocks", "fetch_from", "first_token_s", "hop", "index", "node", "parent_node",
-        "parents_left", "pin", "prefill_s", "prefill_start_s", "prev", "ready_at", "ready_s",
-        "reprefill_tokens", "session_index", "spawned_by", "steps", "transfer_s", "transferred_tokens",
+        "blocks",
+        "cached_tokens",
+        "children",
+        "cold_tokens",
+        "cpu_s",
+        "dispatch_s",
+        "done_s",
+        "end_s",
+        "est_s",
+        "fetch_blocks",
+        "fetch_from",
+        "first_token_s",
+        "hop",
+        "index",
+        "node",
+        "parent_node",
+        "parents_left",
+        "pin",
+        "prefill_s",
+        "prefill_start_s",
+        "prev",
+        "ready_at",
+        "ready_s",
+        "reprefill_tokens",
+        "session_index",
+        "spawned_by",
+        "steps",
+        "transfer_s",
+        "transferred_tokens",
     )
 
     def __init__(self, hop: Hop, index: int, blocks: tuple[int, ...]) -> None:
@@ -70,7 +97,7 @@ class HopRun:
         self.spawned_by: HopRun | None = None
         self.session_index = 0
         self.ready_at = self.ready_s = self.dispatch_s = self.prefill_start_s = 0.0
-        self.first_token_s = self.end_s = self.est_s = self.prefill_s = self.transfer_s = self.cpu_s = 0.0
+        self.first_token_s = self.end_s = self.done_s = self.est_s = self.prefill_s = self.transfer_s = self.cpu_s = 0.0
         self.node = -1
         self.parent_node: int | None = None
         self.fetch_from: int | None = None
@@ -164,7 +191,7 @@ class _View:
 
     def backlog_s(self, node: int) -> float:
         n = self._sim.nodes[node]
-        return max(0.0, n.prefill_end - self._sim.engine.now) + n.backlog_est
+        return max(0.0, n.prefill_end - self._sim.engine.now) + max(0.0, n.backlog_est)  # float drift
 
     def decode_step_s(self, node: int, extra_batch: int = 0, extra_kv_tokens: int = 0) -> float:
         n = self._sim.nodes[node]
@@ -233,10 +260,7 @@ class Simulator:
                 dst.spawned_by = src
         return runs
 
-    def _arrivals(self) -> list[float]:
-        starts: dict[str, float] = {}
-        for h in self.trace.hop_list:
-            starts[h.session_id] = min(starts.get(h.session_id, h.start_s), h.start_s)
+    def _arrivals(self, starts: dict[str, float]) -> list[float]:
         if self.rate is None:
             t0 = min(starts.values(), default=0.0)
             return [(starts[s] - t0) * self.time_scale for s in self.session_ids]
@@ -249,23 +273,37 @@ class Simulator:
     def run(self) -> ReplayResult:
         """Replay every session to completion and return the result frames."""
         assert not self.arrivals, "a Simulator runs once"
-        started = time.perf_counter()
-        self.arrivals = self._arrivals()
-        index = {s: i for i, s in enumerate(self.session_ids)}
+        with _no_gc():
+            return self._run(time.perf_counter())
+
+    def _run(self, started: float) -> ReplayResult:
         session_start: dict[str, float] = {}
         for h in self.trace.hop_list:
             session_start[h.session_id] = min(session_start.get(h.session_id, h.start_s), h.start_s)
+        self.arrivals = self._arrivals(session_start)
+        index = {s: i for i, s in enumerate(self.session_ids)}
+        roots: list[HopRun] = []
         for r in self.runs:
             r.session_index = index[r.hop.session_id]
             if r.parents_left == 0:
                 offset = (r.hop.start_s - session_start[r.hop.session_id]) * self.time_scale
                 r.ready_at = self.arrivals[r.session_index] + offset
-                self.engine.at(r.ready_at, self._ready, r)
+                roots.append(r)
+        roots.sort(key=lambda r: (r.ready_at, r.index))
+        if roots:
+            self.engine.at(roots[0].ready_at, self._arrive, roots, 0)
         self.engine.run()
         unfinished = [r.hop.hop_id for r in self.runs if r.parents_left > 0]
         assert not unfinished, f"hops never released (cycle in the call graph?): {unfinished[:5]}"
         self.wall_s = time.perf_counter() - started
         return build_result(self)
+
+    def _arrive(self, roots: list[HopRun], i: int) -> None:
+        """Release root hop ``i`` and schedule the next one: the heap holds one pending arrival,
+        not all of them, so its operations stay O(log of what is in flight)."""
+        if i + 1 < len(roots):
+            self.engine.at(roots[i + 1].ready_at, self._arrive, roots, i + 1)
+        self._ready(roots[i])
 
     def _ready(self, r: HopRun) -> None:
         r.ready_s = self.engine.now
@@ -290,9 +328,10 @@ class Simulator:
         delay = 0.0
         if p.fetch_from is not None and p.fetch_from != p.node and p.fetch_blocks > 0:
             have = self.nodes[p.fetch_from].cache.match(r.blocks[: p.fetch_blocks], now)
-            if have > node.cache.match(r.blocks, now):
+            local = node.cache.match(r.blocks, now)
+            if have > local:  # only the blocks the target lacks move
                 r.fetch_from, r.fetch_blocks = p.fetch_from, have
-                delay = self.topology.transfer_s(p.fetch_from, p.node, have * self.block_size)
+                delay = self.topology.transfer_s(p.fetch_from, p.node, (have - local) * self.block_size)
         r.transfer_s = delay
         if delay > 0:
             self.engine.schedule(delay, self._enqueue, node, r)
@@ -333,11 +372,20 @@ class Simulator:
         self.engine.schedule(r.prefill_s, self._end_prefill, node, r, priority=URGENT)
 
     def _classify(self, r: HopRun, reused_blocks: int) -> None:
-        """Split the computed tokens into re-prefill (computed before in this replay) and cold."""
+        """Split the computed tokens into re-prefill (computed before in this replay) and cold.
+
+        Chained hashes never repeat inside one prompt, so the growth of the ``computed`` set
+        counts the new blocks (a C-level update instead of a Python loop per block)."""
         b, prompt, computed = self.block_size, r.hop.prompt_tokens, self.computed
         ids = r.hop.hash_ids
+        full = min(len(ids), prompt // b)  # blocks with b tokens; at most one partial block follows
         reprefill = cold = 0
-        for i in range(reused_blocks, len(ids)):
+        if reused_blocks < full:
+            before = len(computed)
+            computed.update(ids[reused_blocks:full])
+            new = len(computed) - before
+            cold, reprefill = new * b, (full - reused_blocks - new) * b
+        for i in range(max(full, reused_blocks), len(ids)):
             tokens = max(0, min(b, prompt - i * b))
             if ids[i] in computed:
                 reprefill += tokens
@@ -388,6 +436,9 @@ class Simulator:
         if version != node.version:
             return  # the batch changed since this completion was predicted
         self._advance(node)
+        # the batch is unchanged since this completion was predicted, so its head is done now,
+        # even when the clock's resolution (late in a long replay) could not show the progress
+        node.v = max(node.v, node.batch[0][0])
         done: list[HopRun] = []
         while node.batch and node.batch[0][0] <= node.v + STEP_TOLERANCE:
             _, _, r = heapq.heappop(node.batch)
@@ -436,6 +487,7 @@ class Simulator:
     def _release_children(self, r: HopRun) -> None:
         now = self.engine.now
         r.cpu_s += now - r.end_s
+        r.done_s = now
         for child, wait in r.children:
             child.ready_at = max(child.ready_at, now + wait)
             child.parents_left -= 1
@@ -483,4 +535,18 @@ def replay(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategy: str = "t
     >>> r.summary["hit_rate"], r.summary["cold_tokens"], r.summary["reprefill_tokens"]
     (0.0, 128, 128)
     """
-    return Simulator(trace, spec, strategy, seed=seed, rate=rate, time_scale=time_scale, timing=timing).run()
+    with _no_gc():
+        return Simulator(trace, spec, strategy, seed=seed, rate=rate, time_scale=time_scale, timing=timing).run()
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """A replay allocates many long-lived objects and no cycles worth collecting: the cyclic
+    collector's passes over them only cost time (superlinearly in the trace size)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

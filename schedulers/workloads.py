@@ -37,21 +37,24 @@ def with_shared_prefix(trace: Trace, blocks: int = 1) -> Trace:
     return replace(trace, hop_list=hops)
 
 
-def replicate(trace: Trace, copies: int, shift_s: float | None = None) -> Trace:
+def replicate(trace: Trace, copies: int, shift_s: float | None = None, *, share_common: bool = True) -> Trace:
     """``copies`` copies of ``trace``, copy ``k`` shifted by ``k × shift_s`` seconds (default:
     the trace's span, so copies follow each other) with session ids suffixed ``#k``.
 
     Blocks that appear in more than one session of the original (system prompts, tool
     definitions) stay shared by all copies; blocks private to one session are renamed per copy,
-    so a copy's conversation is new content rather than a replay of the original's.
+    so a copy's conversation is new content rather than a replay of the original's. With
+    ``share_common=False`` every block is renamed: the copies are independent workloads of the
+    same shape (what a scaling measurement wants).
     """
     assert copies >= 1, "at least one copy"
     starts = [h.start_s for h in trace.hop_list]
     span = (max(h.end_s for h in trace.hop_list) - min(starts)) if starts else 0.0
     shift = span if shift_s is None else shift_s
-    owners: Counter[int] = Counter()
-    for sid in trace.sessions():
-        owners.update({b for h in trace.hop_list if h.session_id == sid for b in h.hash_ids})
+    blocks_of: dict[str, set[int]] = {}
+    for h in trace.hop_list:
+        blocks_of.setdefault(h.session_id, set()).update(h.hash_ids)
+    owners: Counter[int] = Counter(b for blocks in blocks_of.values() for b in blocks)
     hops: list[Hop] = []
     edges: list[Edge] = []
     agents: list[Agent] = []
@@ -59,8 +62,8 @@ def replicate(trace: Trace, copies: int, shift_s: float | None = None) -> Trace:
         def rename(x: str, k: int = k) -> str:
             return x if k == 0 else f"{x}#{k}"
 
-        def block(b: int, k: int = k) -> int:
-            return b if k == 0 or owners[b] > 1 else hash((b, k)) & ((1 << 62) - 1)
+        def block(b: int, k: int = k) -> int:  # tuples of ints hash the same in every process
+            return b if k == 0 or (share_common and owners[b] > 1) else hash((b, k)) & ((1 << 62) - 1)
 
         hops.extend(replace(h, hop_id=rename(h.hop_id), session_id=rename(h.session_id),
                             start_s=h.start_s + k * shift, end_s=h.end_s + k * shift,

@@ -163,3 +163,31 @@ def test_command_line_overrides() -> None:
     assert DEFAULT_CLUSTER.with_overrides(kv_capacity_tokens="unlimited").kv_capacity_tokens_per_node() is None
     with pytest.raises(UsageError):
         parse_capacity("-4")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("model = { kv_heads = 8 }\n", "model: kv_heads and head_dim go together"),
+    ('model = { preset = "llama-3-8b", layers = "many" }\n', "model.layers must be a non-negative number, not 'many'"),
+    ("model = { layers = 2 }\n", "model: missing field(s) name, hidden, kv_dim, params"),
+    ('gpu = { preset = "h100", hbm = 1 }\n', "gpu: unknown field(s) hbm"),
+    ("[cache]\nttl = 5\n", "[cache]: unknown key(s) ttl; known: pin_during_tools, ttl_s"),
+    ('[cache]\npin_during_tools = "yes"\n', "cache.pin_during_tools must be true or false"),
+    ("[host_tier]\nsize = 5\n", "[host_tier]: unknown key(s) size"),
+    ('intra_rack_link = { preset = "ib800", latency_s = 2e-6 }\ninter_rack_link = { preset = "x" }\n',
+     "unknown inter_rack_link.preset 'x'"),
+])
+def test_bad_tables_are_usage_errors_not_crashes(tmp_path: Path, text: str, message: str) -> None:
+    """Mistakes inside model/GPU/link tables and sub-tables are reported, never a traceback."""
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(TraceFormatError) as err:
+        load_cluster(f)
+    assert message in str(err.value)
+
+
+def test_link_table_can_start_from_a_preset(tmp_path: Path) -> None:
+    """A link table may name a preset and change one number."""
+    f = tmp_path / "c.toml"
+    f.write_text('intra_rack_link = { preset = "ib800", latency_s = 2e-6 }\n')
+    link = load_cluster(f).intra_rack_link
+    assert (link.name, link.bytes_per_s, link.latency_s) == ("ib800", 100e9, 2e-6)
