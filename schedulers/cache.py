@@ -24,14 +24,29 @@ Rules (DESIGN §6):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "CacheHit",
     "HostCache",
     "PrefixCache",
+    "leading_run",
 ]
+
+
+def leading_run(blocks: Sequence[int], held: Container[int]) -> int:
+    """How many of ``blocks``, from the first, are in ``held`` (a prefix hit, in blocks).
+
+    >>> leading_run((1, 2, 3, 4), {1, 2, 4})
+    2
+    """
+    n = 0
+    for b in blocks:
+        if b not in held:
+            break
+        n += 1
+    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +92,11 @@ class PrefixCache:
     def match(self, blocks: Sequence[int], now: float | None = None) -> int:
         """Length of the leading run of ``blocks`` in the cache; changes nothing (a read-only
         probe for routing; ``now`` counts TTL-expired blocks as missing)."""
-        refs, n = self._refs, 0
-        ttl = self.ttl_s if now is not None else None
+        if self.ttl_s is None or now is None:
+            return leading_run(blocks, self._refs)
+        ttl, free, last, n = self.ttl_s, self.free, self._last_use, 0
         for b in blocks:
-            if b not in refs:
-                break
-            if ttl is not None and b in self.free and now - self._last_use[b] > ttl:  # type: ignore[operator]
+            if b not in self._refs or (b in free and now - last[b] > ttl):
                 break
             n += 1
         return n
@@ -179,12 +193,7 @@ class HostCache:
 
     def match(self, blocks: Sequence[int]) -> int:
         """Length of the leading run of ``blocks`` held here."""
-        n = 0
-        for b in blocks:
-            if b not in self._blocks:
-                break
-            n += 1
-        return n
+        return leading_run(blocks, self._blocks)
 
     def touch(self, blocks: Sequence[int]) -> None:
         for b in blocks:

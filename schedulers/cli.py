@@ -20,7 +20,7 @@ from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
 from schedulers.metrics import ReplayResult
 from schedulers.simulator import replay
-from schedulers.strategies import STRATEGIES
+from schedulers.strategies import STRATEGIES, check_strategy
 from schedulers.workloads import replicate
 
 __all__ = ["main"]
@@ -104,14 +104,8 @@ def _run(trace: Trace, spec: ClusterSpec, strategy: str, args: argparse.Namespac
     return replay(trace, spec, strategy, seed=args.seed, rate=args.rate, time_scale=args.time_scale)
 
 
-def _strategy(name: str) -> str:
-    if name not in STRATEGIES:
-        raise UsageError(f"unknown strategy {name!r}; choose from: {', '.join(sorted(STRATEGIES))}")
-    return name
-
-
 def _cmd_replay(args: argparse.Namespace) -> int:
-    name = _strategy(args.strategy)
+    name = check_strategy(args.strategy)
     trace, spec = _setup(args)
     result = _run(trace, spec, name, args)
     if args.output:
@@ -127,7 +121,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     names = list(STRATEGIES) if args.strategies == "all" else [
-        _strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
+        check_strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
     if not names:
         raise UsageError("--strategies is empty; give names or 'all'")
     trace, spec = _setup(args)

@@ -141,8 +141,11 @@ def build_result(sim: Simulator) -> ReplayResult:
         {"hops": 0, "agents": set(), "nodes": set(), "end_s": a, **dict.fromkeys(_TOKENS, 0), "cost_usd": 0.0}
         for a in sim.arrivals
     ]
+    node_tokens = [[0, 0] for _ in sim.nodes]  # prompt, cached
     for r in sim.runs:
         h = r.hop
+        node_tokens[r.node][0] += h.prompt_tokens
+        node_tokens[r.node][1] += r.cached_tokens
         toks = {"prompt_tokens": h.prompt_tokens, "cached_tokens": r.cached_tokens,
                 "transferred_tokens": r.transferred_tokens, "reprefill_tokens": r.reprefill_tokens,
                 "cold_tokens": r.cold_tokens, "output_tokens": h.output_tokens}
@@ -168,9 +171,7 @@ def build_result(sim: Simulator) -> ReplayResult:
     makespan = max((r.done_s for r in sim.runs), default=0.0)
     mean_hops = len(sim.runs) / len(sim.nodes)
     node_rows = []
-    for n in sim.nodes:
-        prompt = sum(r.hop.prompt_tokens for r in sim.runs if r.node == n.index)
-        cached = sum(r.cached_tokens for r in sim.runs if r.node == n.index)
+    for n, (prompt, cached) in zip(sim.nodes, node_tokens, strict=True):
         node_rows.append((n.index, racks[n.index], n.hops, n.hops / mean_hops if mean_hops else 0.0, prompt, cached,
                           cached / prompt if prompt else 0.0, n.busy_s, n.busy_s / makespan if makespan else 0.0,
                           n.cache.evictions, n.cache.expired, n.cache.peak_blocks, n.cache.capacity_blocks))
@@ -182,14 +183,14 @@ def build_result(sim: Simulator) -> ReplayResult:
 
 def _summary(sim: Simulator, hop_rows: list[tuple[Any, ...]], session_rows: list[tuple[Any, ...]],
              node_rows: list[tuple[Any, ...]], makespan: float) -> dict[str, Any]:
-    col = list(HOPS_SCHEMA)
-    totals = {k: sum(int(row[col.index(k)]) for row in hop_rows) for k in _TOKENS}
-    ttft = [row[col.index("ttft_s")] for row in hop_rows]
-    lat = [row[col.index("hop_latency_s")] for row in hop_rows]
-    e2e = [row[list(SESSIONS_SCHEMA).index("session_e2e_s")] for row in session_rows]
-    loads = [row[3] for row in node_rows]
-    busy = [row[8] for row in node_rows]
-    cost = sum(row[col.index("cost_usd")] for row in hop_rows)
+    hop_col, session_col, node_col = (_columns(s) for s in (HOPS_SCHEMA, SESSIONS_SCHEMA, NODES_SCHEMA))
+    totals = {k: sum(int(row[hop_col[k]]) for row in hop_rows) for k in _TOKENS}
+    ttft = [row[hop_col["ttft_s"]] for row in hop_rows]
+    lat = [row[hop_col["hop_latency_s"]] for row in hop_rows]
+    e2e = [row[session_col["session_e2e_s"]] for row in session_rows]
+    loads = [row[node_col["load"]] for row in node_rows]
+    busy = [row[node_col["busy_fraction"]] for row in node_rows]
+    cost = sum(row[hop_col["cost_usd"]] for row in hop_rows)
     out: dict[str, Any] = {
         "strategy": sim.strategy_name, "seed": sim.seed, "cluster": sim.spec.name, "nodes": len(sim.nodes),
         "sessions": len(session_rows), "hops": len(hop_rows), **totals,
@@ -202,7 +203,7 @@ def _summary(sim: Simulator, hop_rows: list[tuple[Any, ...]], session_rows: list
         "max_mean_load": max(loads, default=0.0),
         "busy_fraction_mean": sum(busy) / len(busy) if busy else 0.0,
         "busy_fraction_max": max(busy, default=0.0),
-        "evicted_blocks": sum(row[9] for row in node_rows),
+        "evicted_blocks": sum(row[node_col["evicted_blocks"]] for row in node_rows),
         "cost_usd": cost,
         "cost_per_session_usd": cost / len(session_rows) if session_rows else 0.0,
         "makespan_s": makespan,
@@ -210,3 +211,8 @@ def _summary(sim: Simulator, hop_rows: list[tuple[Any, ...]], session_rows: list
     })
     assert tuple(out) == SUMMARY_KEYS, "summary keys drifted from SUMMARY_KEYS"
     return out
+
+
+def _columns(schema: Schema) -> dict[str, int]:
+    """Column name → position in a row of ``schema``."""
+    return {name: i for i, name in enumerate(schema)}

@@ -33,6 +33,7 @@ __all__ = [
     "Placement",
     "Request",
     "Strategy",
+    "check_strategy",
     "make_strategy",
 ]
 
@@ -53,8 +54,13 @@ STRATEGIES: dict[str, type[Strategy]] = {
 BASELINES = tuple(name for name in STRATEGIES if name != "topology_aware")
 
 
-def make_strategy(name: str, n_nodes: int, rng: np.random.Generator) -> Strategy:
-    """A fresh strategy instance; an unknown name fails with the list of valid ones."""
+def check_strategy(name: str) -> str:
+    """``name`` if it is a strategy; else a UsageError listing the valid ones."""
     if name not in STRATEGIES:
         raise UsageError(f"unknown strategy {name!r}; choose from: {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[name](n_nodes, rng)
+    return name
+
+
+def make_strategy(name: str, n_nodes: int, rng: np.random.Generator) -> Strategy:
+    """A fresh strategy instance; an unknown name fails with the list of valid ones."""
+    return STRATEGIES[check_strategy(name)](n_nodes, rng)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agentgraph.model import Hop
+from schedulers.cache import leading_run
 
 __all__ = [
     "ClusterView",
@@ -128,12 +129,7 @@ class StaticView:
         return values[node] if values else default
 
     def match(self, node: int, blocks: Sequence[int]) -> int:
-        n = 0
-        for b in blocks:
-            if b not in self.cached[node]:
-                break
-            n += 1
-        return n
+        return leading_run(blocks, self.cached[node])
 
     def cached_blocks(self, node: int) -> int:
         return len(self.cached[node])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from schedulers.cache import leading_run
 from schedulers.strategies.base import ClusterView, Placement, Request
 
 BALANCE_ABS_THRESHOLD = 64
@@ -30,7 +31,7 @@ class SglangCacheAware:
         if hi - lo > BALANCE_ABS_THRESHOLD and hi > BALANCE_REL_THRESHOLD * lo:
             node = loads.index(lo)
         else:
-            matches = [self._match(i, req.blocks) for i in range(self.n_nodes)]
+            matches = [leading_run(req.blocks, tree) for tree in self.trees]
             best = max(matches)
             rate = best * view.block_size / req.hop.prompt_tokens if req.hop.prompt_tokens else 0.0
             if rate > CACHE_THRESHOLD:
@@ -40,11 +41,3 @@ class SglangCacheAware:
                 node = sizes.index(min(sizes))
         self.trees[node].update(req.blocks)
         return Placement(node)
-
-    def _match(self, node: int, blocks: tuple[int, ...]) -> int:
-        tree, n = self.trees[node], 0
-        for b in blocks:
-            if b not in tree:
-                break
-            n += 1
-        return n
