@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from schedulers.cache import CacheHit, HostCache, PrefixCache
 from schedulers.cluster import DEFAULT_CLUSTER, GPUS, LINKS, MODELS, ClusterSpec, Topology, load_cluster
-from schedulers.metrics import SUMMARY_KEYS, ReplayResult, percentile
-from schedulers.simulator import Simulator, replay
+from schedulers.metrics import SUMMARY_KEYS, SUMMARY_SCHEMA, ReplayResult, percentile, summary_frame
+from schedulers.simulator import Simulator, compare, replay
 from schedulers.strategies import BASELINES, STRATEGIES, make_strategy
 from schedulers.strategies.base import ClusterView, Placement, Request, StaticView
 from schedulers.timing import FixedTiming, RooflineTiming
@@ -28,6 +28,7 @@ __all__ = [
     "MODELS",
     "STRATEGIES",
     "SUMMARY_KEYS",
+    "SUMMARY_SCHEMA",
     "CacheHit",
     "ClusterSpec",
     "ClusterView",
@@ -41,10 +42,12 @@ __all__ = [
     "Simulator",
     "StaticView",
     "Topology",
+    "compare",
     "load_cluster",
     "make_strategy",
     "percentile",
     "replay",
     "replicate",
+    "summary_frame",
     "with_shared_prefix",
 ]

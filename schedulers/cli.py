@@ -1,4 +1,4 @@
-"""The ``agentgraph`` command with the replay commands: ``replay`` and ``compare``.
+"""The ``agentgraph`` command with the replay commands: ``replay``, ``compare``, ``gate``, ``sweep``, ``demo``.
 
 The console script runs :func:`main`: :mod:`agentgraph.cli`'s commands plus the ones added here
 (this package imports :mod:`agentgraph`, never the reverse).
@@ -18,9 +18,12 @@ from agentgraph import cli as base
 from agentgraph.errors import UsageError
 from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
+from schedulers.demo import add_demo_command
+from schedulers.gate import add_gate_command
 from schedulers.metrics import ReplayResult
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy
+from schedulers.sweep import add_sweep_command
 from schedulers.workloads import replicate
 
 __all__ = ["main"]
@@ -57,6 +60,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cmp.add_argument("--strategies", default="all", metavar="A,B,...",
                      help="comma-separated strategy names, or 'all' (default)")
     cmp.set_defaults(run=_cmd_compare)
+    add_gate_command(sub)
+    add_sweep_command(sub)
+    add_demo_command(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -113,7 +119,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         base.print_json(result.summary)
     else:
-        _print_table({name: result.summary}, spec, sys.stdout)
+        print_table({name: result.summary}, spec, sys.stdout)
         if args.output:
             print(f"frames and summary -> {args.output}")
     return base.EXIT_OK
@@ -129,11 +135,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         base.print_json({"cluster": spec.describe(), "strategies": summaries})
     else:
-        _print_table(summaries, spec, sys.stdout)
+        print_table(summaries, spec, sys.stdout)
     return base.EXIT_OK
 
 
-def _print_table(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, out: IO[str]) -> None:
+def print_table(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, out: IO[str]) -> None:
     first = next(iter(summaries.values()))
     d = spec.describe()
     out.write(f"{first['sessions']} session(s), {first['hops']} hops on {d['nodes']} × {d['model']} "

@@ -10,7 +10,7 @@ node's GPUs) + ``transferred_tokens`` (warm blocks fetched from another node or 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,11 @@ __all__ = [
     "NODES_SCHEMA",
     "SESSIONS_SCHEMA",
     "SUMMARY_KEYS",
+    "SUMMARY_SCHEMA",
     "ReplayResult",
     "build_result",
     "percentile",
+    "summary_frame",
 ]
 
 CACHE_READ_MULTIPLIER = 0.1
@@ -101,6 +103,20 @@ SUMMARY_KEYS = (
     "busy_fraction_max", "evicted_blocks", "cost_usd", "cost_per_session_usd", "makespan_s", "wall_s",
 )
 """The summary's keys, in order (a CLI contract: ``replay --json``, ``compare --json``)."""
+
+_TEXT_KEYS, _INT_KEYS = ("strategy", "cluster"), ("seed", "nodes", "sessions", "hops", *_TOKENS, "evicted_blocks")
+SUMMARY_SCHEMA: Schema = {
+    k: pl.String if k in _TEXT_KEYS else pl.Int64 if k in _INT_KEYS else pl.Float64 for k in SUMMARY_KEYS}
+"""The summary as a frame row (:func:`summary_frame`); percentiles are null when nothing was measured."""
+
+
+def summary_frame(summaries: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """One row per summary (e.g. ``[r.summary for r in compare(...).values()]``), SUMMARY_SCHEMA.
+
+    >>> summary_frame([dict.fromkeys(SUMMARY_KEYS, 0) | {"strategy": "a", "cluster": "c"}])["strategy"].to_list()
+    ['a']
+    """
+    return frame([tuple(s[k] for k in SUMMARY_KEYS) for s in summaries], SUMMARY_SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,13 +39,14 @@ from schedulers.cache import HostCache, PrefixCache
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, Topology
 from schedulers.engine import URGENT, Engine
 from schedulers.metrics import ReplayResult, build_result
-from schedulers.strategies import make_strategy
+from schedulers.strategies import STRATEGIES, check_strategy, make_strategy
 from schedulers.strategies.base import Placement, Request
 from schedulers.timing import RooflineTiming, Timing
 
 __all__ = [
     "HopRun",
     "Simulator",
+    "compare",
     "replay",
 ]
 
@@ -542,6 +543,20 @@ def replay(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategy: str = "t
     """
     with _no_gc():
         return Simulator(trace, spec, strategy, seed=seed, rate=rate, time_scale=time_scale, timing=timing).run()
+
+
+def compare(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategies: Sequence[str] | None = None, *,
+            seed: int = 0, rate: float | None = None, time_scale: float = 1.0) -> dict[str, ReplayResult]:
+    """:func:`replay` under each strategy (default: all, registry order) on the same arrivals.
+
+    >>> from agentgraph.model import Hop, Trace
+    >>> hops = tuple(Hop(f"h{i}", f"s{i}", "main", 0, "m", 0.0, 1.0, 128, 2, 0, (1, 2)) for i in range(2))
+    >>> results = compare(Trace(hops), strategies=["round_robin", "longest_prefix"])
+    >>> {n: r.summary["hit_rate"] for n, r in results.items()}  # the second hop finds the block or not
+    {'round_robin': 0.0, 'longest_prefix': 0.5}
+    """
+    names = list(STRATEGIES) if strategies is None else [check_strategy(n) for n in strategies]
+    return {n: replay(trace, spec, n, seed=seed, rate=rate, time_scale=time_scale) for n in names}
 
 
 @contextlib.contextmanager

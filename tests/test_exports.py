@@ -15,7 +15,8 @@ import pytest
     "agentgraph.validation.report", "agentgraph.costs", "agentgraph.schemas",
     "schedulers", "schedulers.cache", "schedulers.cluster", "schedulers.engine", "schedulers.metrics",
     "schedulers.simulator", "schedulers.strategies", "schedulers.strategies.base", "schedulers.timing",
-    "schedulers.workloads", "schedulers.cli",
+    "schedulers.workloads", "schedulers.cli", "schedulers.gate", "schedulers.sweep", "schedulers.demo",
+    "schedulers.plots",
 ])
 def test_all_is_sorted_and_complete(module: str) -> None:
     """__all__ is sorted (constants, classes, functions) and every name in it is importable."""

@@ -23,12 +23,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert _bash_blocks()[1] == ci_last
 
 
-def test_readme_demo_command_imports_the_bundled_replays(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo's import + inspect run on replays/ and show every bundled session."""
-    demo = _bash_blocks()[0]
-    assert "agentgraph import replays -o replays.trace" in demo
-    assert "agentgraph inspect replays.trace" in demo
+def test_readme_main_command_runs_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The first command sets up and runs ``agentgraph demo``: from any directory it finds the
+    bundled replays and writes demo-report/ there (the full run is in tests/test_demo.py)."""
+    main_job = _bash_blocks()[0]
+    assert main_job.endswith("&& .venv/bin/agentgraph demo")
+    from schedulers.cli import main as full_main
+
+    monkeypatch.chdir(tmp_path)
+    assert full_main(["demo", "--strategies", "session_affinity,topology_aware", "--copies", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "18 session(s), 144 hops" in out and out.endswith("report -> demo-report/index.html\n")
+    assert (tmp_path / "demo-report" / "index.html").is_file()
+
+
+def test_readme_tour_imports_the_bundled_replays(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The tour's import + inspect run on replays/ and show every bundled session."""
+    readme = (ROOT / "README.md").read_text()
+    assert "$ agentgraph import replays -o replays.trace" in readme
     out = tmp_path / "replays.trace"
     assert main(["import", str(ROOT / "replays"), "-o", str(out)]) == 0
     assert capsys.readouterr().out == f"imported 9 session(s), 72 hops, 57 tool calls -> {out}\n"

@@ -1,0 +1,253 @@
+"""``agentgraph demo``: every strategy on the bundled sessions, one table and a report folder.
+
+The bundled ``replays/`` (nine recorded sessions) are replayed as 40 copies arriving at one
+session per second on the default cluster (about half busy) under every strategy, with the same
+arrivals for each. The report folder holds:
+
+* ``summary.json``: ``{"cluster": ..., "strategies": {name: summary}}``, the shape of ``compare
+  --json`` without the machine-dependent ``wall_s`` (``agentgraph gate`` reads it);
+* ``run.json``: each strategy's ``wall_s`` and the demo's own wall seconds;
+* ``sessions.csv``: every strategy's sessions frame, with a ``strategy`` column;
+* ``latency_cdf.png``, ``hit_rate.png``, ``context_growth.png``, ``call_graph.png``;
+* ``index.html``, which shows the table and the four plots.
+
+Everything but ``run.json`` is byte-identical for the same inputs and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import polars as pl
+
+from agentgraph.errors import UsageError
+from agentgraph.model import Trace
+from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec
+from schedulers.metrics import ReplayResult
+from schedulers.simulator import replay
+from schedulers.strategies import STRATEGIES
+from schedulers.workloads import replicate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["DemoReport", "add_demo_command", "bundled_replays", "demo_sessions", "run_demo"]
+
+COPIES, RATE = 40, 1.0  # 360 sessions, ~half the default cluster's capacity
+PLOTS = (
+    ("latency_cdf.png", "Session end-to-end latency, CDF per strategy",
+     "Each curve is one strategy; further left is faster. The steps are the recorded sessions "
+     "(their tool and user time is fixed); the spread within a step is what placement changes. "
+     "Where a curve crosses the dotted line is its session p99."),
+    ("hit_rate.png", "Prefix-cache hit rate per strategy",
+     "Share of prompt tokens found in the chosen node's cache; the light segment is the share "
+     "fetched from another node's cache instead of recomputed."),
+    ("context_growth.png", "Context growth per hop",
+     "Prompt tokens of each hop of the longest session: the prefix shared with the agent's "
+     "previous hop (reusable from cache) and the new tokens (tool results, the previous output)."),
+    ("call_graph.png", "The call graph of one session",
+     "The session with the most agents: one lane per agent; spawn, sequence and join edges; the "
+     "critical path (the session's makespan) in bold."),
+)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What :func:`run_demo` produced: the per-strategy results and the files it wrote."""
+
+    out_dir: Path
+    spec: ClusterSpec
+    results: dict[str, ReplayResult]
+    files: tuple[Path, ...]
+    wall_s: float
+
+    @property
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {name: r.summary for name, r in self.results.items()}
+
+
+def bundled_replays() -> Path:
+    """The ``replays/`` directory of this checkout (or of the working directory)."""
+    for candidate in (Path(__file__).resolve().parents[1] / "replays", Path.cwd() / "replays"):
+        if candidate.is_dir():
+            return candidate
+    raise UsageError("no bundled replays/ directory found next to the package or in the working "
+                     "directory; pass trace files or session directories explicitly")
+
+
+def demo_sessions(trace: Trace) -> tuple[str, str]:
+    """(the session with the most hops, the session with the most agents): what the context-growth
+    and call-graph plots show. Ties go to the earlier session."""
+    hops: dict[str, int] = {}
+    agents: dict[str, set[str]] = {}
+    for h in trace.hop_list:
+        hops[h.session_id] = hops.get(h.session_id, 0) + 1
+        agents.setdefault(h.session_id, set()).add(h.agent_id)
+    if not hops:
+        raise UsageError("the trace has no hops")
+    order = trace.sessions()
+    longest = max(order, key=lambda s: (hops[s], -order.index(s)))
+    widest = max(order, key=lambda s: (len(agents[s]), hops[s], -order.index(s)))
+    return longest, widest
+
+
+def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str | Path = "demo-report",
+             strategies: Sequence[str] | None = None, copies: int = COPIES, rate: float | None = RATE,
+             seed: int = 0, progress: bool | None = None) -> DemoReport:
+    """Replay ``copies`` copies of ``trace`` under every strategy (or ``strategies``) and write the
+    report folder. ``progress``: a progress bar on stderr; None shows it only on a terminal."""
+    from tqdm import tqdm
+
+    from schedulers import plots
+
+    started = time.perf_counter()
+    names = list(STRATEGIES) if strategies is None else list(strategies)
+    workload = trace if copies == 1 else replicate(trace, copies)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(names) + len(PLOTS), desc="demo", unit="step", file=sys.stderr,
+               disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
+    results: dict[str, ReplayResult] = {}
+    with bar:
+        for name in names:
+            bar.set_postfix_str(name)
+            results[name] = replay(workload, spec, name, seed=seed, rate=rate)
+            bar.update()
+        longest, widest = demo_sessions(trace)
+        figures: tuple[Callable[[], Figure], ...] = (
+            lambda: plots.latency_cdf(results),
+            lambda: plots.hit_rates({n: r.summary for n, r in results.items()}),
+            lambda: plots.context_growth(trace, longest),
+            lambda: plots.call_graph(trace, widest),
+        )
+        files: list[Path] = []
+        for (filename, _, _), make in zip(PLOTS, figures, strict=True):
+            bar.set_postfix_str(filename)
+            files.append(plots.save_png(make(), out / filename))
+            bar.update()
+    summaries = {n: {k: v for k, v in r.summary.items() if k != "wall_s"} for n, r in results.items()}
+    files.append(_write(out / "summary.json", orjson.dumps({"cluster": spec.describe(), "strategies": summaries},
+                                                           option=orjson.OPT_INDENT_2) + b"\n"))
+    sessions = pl.concat([r.sessions.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
+    sessions.write_csv(out / "sessions.csv")
+    files.append(out / "sessions.csv")
+    files.append(_write(out / "index.html", _html(summaries, spec, copies, rate, seed).encode()))
+    wall = time.perf_counter() - started
+    files.append(_write(out / "run.json", orjson.dumps(
+        {"wall_s": wall, "strategies": {n: r.summary["wall_s"] for n, r in results.items()}},
+        option=orjson.OPT_INDENT_2) + b"\n"))
+    return DemoReport(out, spec, results, tuple(files), wall)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _html(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, copies: int, rate: float | None,
+          seed: int) -> str:
+    from schedulers.cli import TABLE
+
+    d = spec.describe()
+    first = next(iter(summaries.values()))
+    arrivals = "trace timestamps" if rate is None else f"Poisson arrivals at {rate:g} session(s)/s"
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in TABLE)
+    best = {k: (min if k != "hit_rate" else max)(s[k] for s in summaries.values() if s[k] is not None)
+            for k, _, _ in TABLE if any(s[k] is not None for s in summaries.values())}
+    rows = []
+    for name, s in summaries.items():
+        cells = []
+        for k, _, fmt in TABLE:
+            text = "-" if s[k] is None else fmt.format(s[k])
+            mark = ' class="best"' if s[k] is not None and s[k] == best.get(k) else ""
+            cells.append(f"<td{mark}>{html.escape(text)}</td>")
+        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    figures = "\n".join(
+        f'<figure><img src="{f}" alt="{html.escape(title)}"><figcaption><b>{html.escape(title)}.</b> '
+        f"{html.escape(caption)}</figcaption></figure>" for f, title, caption in PLOTS)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>agentgraph demo</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #1e293b; }}
+table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
+th, td {{ padding: .25rem .6rem; border-bottom: 1px solid #e2e8f0; text-align: right; }}
+tr th:first-child {{ text-align: left; }}
+td.best {{ font-weight: bold; color: #c2410c; }}
+figure {{ margin: 2rem 0; }} img {{ max-width: 100%; }} figcaption {{ max-width: 50rem; }}
+</style></head><body>
+<h1>agentgraph demo</h1>
+<p>{first['sessions']} sessions ({copies} copies of the bundled recordings), {first['hops']} hops, {arrivals},
+seed {seed}, on {d['nodes']} × {html.escape(str(d['model']))} ({html.escape(str(d['gpu']))} ×{d['tensor_parallel']},
+KV {d['kv_capacity_tokens']} tokens per node). Every strategy sees the same arrivals. Best value per column in
+bold. Metric definitions: <code>docs/metrics.md</code>; strategies: <code>docs/strategies.md</code>.
+The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>agentgraph gate</code>) and
+<a href="sessions.csv">sessions.csv</a>.</p>
+<table><thead><tr><th>strategy</th>{head}</tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table>
+{figures}
+</body></html>
+"""
+
+
+def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``agentgraph demo``."""
+    from agentgraph import cli as base
+
+    p = sub.add_parser("demo", help="every strategy on the bundled sessions: a table and a report folder",
+                       description="Replay the bundled sessions in replays/ (or TRACE...) under every "
+                       "strategy on the default cluster, print a comparison table and write a report "
+                       "folder with PNG plots and an index.html. Progress bar on a terminal only.")
+    p.add_argument("trace", nargs="*", metavar="TRACE", help="traces or session sources (default: replays/)")
+    p.add_argument("-o", "--output", default="demo-report", metavar="DIR",
+                   help="the report folder (default demo-report/)")
+    p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
+    p.add_argument("--nodes", type=base.positive_int, metavar="N", help="override the cluster's node count")
+    p.add_argument("--strategies", default="all", metavar="A,B,...",
+                   help="comma-separated strategy names, or 'all' (default)")
+    p.add_argument("--copies", type=base.positive_int, default=COPIES, metavar="K",
+                   help=f"replay K copies of the sessions (default {COPIES})")
+    p.add_argument("--rate", type=float, default=RATE, metavar="SESSIONS_PER_S",
+                   help=f"Poisson session arrivals per second (default {RATE:g}); 0 = trace timestamps")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show the progress bar (default: only on a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+    p.add_argument("--json", action="store_true", help="print summary.json's object instead of the table")
+    p.set_defaults(run=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agentgraph import cli as base
+    from schedulers import cli
+    from schedulers.cluster import load_cluster
+    from schedulers.strategies import check_strategy
+
+    if args.rate < 0:
+        raise UsageError(f"--rate must be ≥ 0 sessions/s (0 = trace timestamps), not {args.rate:g}")
+    names = None if args.strategies == "all" else [
+        check_strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
+    if names == []:
+        raise UsageError("--strategies is empty; give names or 'all'")
+    spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
+    spec = spec.with_overrides(args.nodes, None)
+    trace = base.load_any(args.trace or [str(bundled_replays())])
+    report = run_demo(trace, spec, out_dir=args.output, strategies=names, copies=args.copies,
+                      rate=args.rate or None, seed=args.seed, progress=args.progress)
+    if args.json:
+        base.print_json({"cluster": spec.describe(), "strategies": {
+            n: {k: v for k, v in s.items() if k != "wall_s"} for n, s in report.summaries.items()}})
+    else:
+        cli.print_table(report.summaries, spec, sys.stdout)
+        print(f"report -> {report.out_dir / 'index.html'}")
+    print(f"demo: {len(report.results)} strategies in {report.wall_s:.1f} s", file=sys.stderr)
+    return base.EXIT_OK

@@ -1,0 +1,149 @@
+"""``agentgraph demo``: the table, the report folder, determinism, and the progress bar rule."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from agentgraph.model import Trace
+from schedulers.cli import main
+from schedulers.demo import bundled_replays, demo_sessions
+from schedulers.strategies import STRATEGIES
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_FILES = {"summary.json", "run.json", "sessions.csv", "index.html", "latency_cdf.png", "hit_rate.png",
+                "context_growth.png", "call_graph.png"}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def full_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The README's command: every strategy, the default workload (40 copies at 1 session/s)."""
+    out = tmp_path_factory.mktemp("demo") / "report"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["demo", "-o", str(out)])
+    assert code == 0
+    return out, stdout.getvalue(), stderr.getvalue()
+
+
+def test_demo_prints_the_compare_table_for_every_strategy(full_demo: tuple[Path, str, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Its table is exactly ``compare replays --copies 40 --rate 1``'s, then where the report is."""
+    out, stdout, _ = full_demo
+    assert main(["compare", str(ROOT / "replays"), "--copies", "40", "--rate", "1"]) == 0
+    table = capsys.readouterr().out
+    assert stdout == table + f"report -> {out / 'index.html'}\n"
+    rows = [line.split()[0] for line in stdout.splitlines()[2:-1]]
+    assert rows == list(STRATEGIES)
+    assert stdout.splitlines()[1].split() == ["strategy", "hit_rate", "reprefill_tok", "transfer_tok", "ttft_p99_s",
+                                              "e2e_p50_s", "e2e_p99_s", "max/mean", "$/session"]
+
+
+def test_demo_writes_the_report_folder(full_demo: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Eight files; four real PNGs; summary.json is compare --json without wall_s; index.html shows
+    every plot and every strategy."""
+    out, _, stderr = full_demo
+    assert {p.name for p in out.iterdir()} == REPORT_FILES
+    for name in ("latency_cdf.png", "hit_rate.png", "context_growth.png", "call_graph.png"):
+        width, height = png_size(out / name)
+        assert width >= 600 and height >= 300, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert main(["compare", str(ROOT / "replays"), "--copies", "40", "--rate", "1", "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    for s in compared["strategies"].values():
+        del s["wall_s"]
+    assert summary == compared
+    page = (out / "index.html").read_text()
+    for name in ("latency_cdf.png", "hit_rate.png", "context_growth.png", "call_graph.png"):
+        assert f'<img src="{name}"' in page
+    assert all(f"<tr><th>{n}</th>" in page for n in STRATEGIES)
+    assert page.count('class="best"') >= 8  # at least one best value per column
+    sessions = (out / "sessions.csv").read_text().splitlines()
+    assert sessions[0].startswith("strategy,session_id,") and len(sessions) == 1 + 360 * len(STRATEGIES)
+    run = json.loads((out / "run.json").read_text())
+    assert set(run["strategies"]) == set(STRATEGIES) and run["wall_s"] > 0
+    assert stderr.startswith("demo: 10 strategies in ") and "%|" not in stderr  # not a terminal: no bar
+
+
+def test_demo_is_byte_identical_for_the_same_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs: every file but run.json (wall seconds) is the same bytes; another seed is not."""
+    args = ["demo", "--strategies", "round_robin,topology_aware", "--copies", "4"]
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        assert main([*args, "-o", str(tmp_path / name), "--seed", seed]) == 0
+    capsys.readouterr()
+    for f in REPORT_FILES - {"run.json"}:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "summary.json").read_bytes() != (tmp_path / "c" / "summary.json").read_bytes()
+
+
+def test_demo_sessions_are_the_longest_and_the_widest(replays_trace: Trace) -> None:
+    """Context growth shows the 22-hop session; the call graph the one with 4 agents."""
+    longest, widest = demo_sessions(replays_trace)
+    assert longest.startswith("5e6e3a05") and widest.startswith("28b7fd19")
+    assert bundled_replays() == ROOT / "replays"
+
+
+def _demo_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "schedulers.cli", "demo", "--strategies", "round_robin", "--copies", "2",
+            "-o", str(out)]
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    """Under a pseudo-terminal the bar is drawn on stderr; with pipes (CI logs) it is not."""
+    env = dict(os.environ)
+    piped = subprocess.run(_demo_cmd(tmp_path / "piped"), capture_output=True, text=True, env=env, cwd=ROOT,
+                           timeout=120, check=True)
+    assert "%|" not in piped.stderr and "demo:" in piped.stderr
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.Popen(_demo_cmd(tmp_path / "tty"), stdin=follower, stdout=subprocess.DEVNULL,
+                            stderr=follower, env=env, cwd=ROOT)
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    assert b"demo:" in seen and b"%|" in seen, seen[-400:]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--strategies", "nope"], "unknown strategy 'nope'"),
+    (["--strategies", ","], "--strategies is empty"),
+    (["--rate", "-1"], "--rate must be ≥ 0"),
+    (["/nonexistent/trace.jsonl"], "/nonexistent/trace.jsonl"),
+])
+def test_demo_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "-o", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
