@@ -72,30 +72,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-capacity-tokens", type=_capacity, metavar="N|unlimited|auto",
                    help="override the KV capacity per node")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    p.add_argument("--rate", type=_positive_float, metavar="SESSIONS_PER_S",
+    p.add_argument("--rate", type=base.positive_float, metavar="SESSIONS_PER_S",
                    help="Poisson session arrivals at this rate instead of the trace's timestamps")
-    p.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X",
+    p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
     p.add_argument("--copies", type=base.positive_int, default=1, metavar="K",
                    help="replay K copies of the sessions (shared prefixes kept, private ones renamed)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
-def _capacity(text: str) -> Any:
-    try:
-        return parse_capacity(text, "--kv-capacity-tokens")
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_capacity = base.argument_type(lambda text: parse_capacity(text, "--kv-capacity-tokens"))
 
 
 def _setup(args: argparse.Namespace) -> tuple[Trace, ClusterSpec]:

@@ -308,18 +308,18 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
     p.add_argument("--strategies", type=_list(_strategy), default=list(STRATEGIES), metavar="A,B,...|all",
                    help="comma-separated strategy names, or 'all' (default)")
-    p.add_argument("--nodes", type=_list(_cli_positive_int), metavar="N,N,...",
+    p.add_argument("--nodes", type=_list(base.positive_int), metavar="N,N,...",
                    help="node counts (default: the cluster's)")
     p.add_argument("--kv-capacity-tokens", type=_list(_capacity), metavar="N|unlimited|auto,...",
                    help="KV capacities per node (default: the cluster's)")
     p.add_argument("--rates", type=_list(_cli_rate), metavar="R,R,...",
                    help="Poisson session arrival rates in sessions/s; 'trace' = the trace's timestamps "
                    "(default: trace only)")
-    p.add_argument("--seeds", type=_list(_cli_seed), default=[0], metavar="S,S,...",
+    p.add_argument("--seeds", type=_list(base.non_negative_int), default=[0], metavar="S,S,...",
                    help="seeds of every random choice (default 0)")
     p.add_argument("--copies", type=base.positive_int, default=1, metavar="K",
                    help="replay K copies of the sessions in every combination (default 1)")
-    p.add_argument("--time-scale", type=_cli_positive_float, default=1.0, metavar="X",
+    p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
     p.add_argument("--workers", type=base.positive_int, metavar="N",
                    help="parallel workers (default: the CPU count; 1 = in this process)")
@@ -354,39 +354,11 @@ def _strategy(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _cli_positive_int(text: str) -> int:
-    return base.positive_int(text)
-
-
-def _capacity(text: str) -> Capacity:
-    try:
-        return parse_capacity(text, "a capacity")
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _cli_positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_capacity = base.argument_type(lambda text: parse_capacity(text, "a capacity"))
 
 
 def _cli_rate(text: str) -> float | None:
-    return None if text == "trace" else _cli_positive_float(text)
-
-
-def _cli_seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return None if text == "trace" else base.positive_float(text)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
