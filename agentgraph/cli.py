@@ -191,6 +191,28 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (an argparse ``type=``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def writable(option: str, path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Run ``write(path)`` (parent folders created); an OSError becomes a UsageError naming ``option``."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write(out)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+    return out
+
+
 def argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     """``parse`` as an argparse ``type=``: its :class:`UsageError` becomes argparse's usage error."""
 

@@ -15,14 +15,13 @@ from typing import IO, Any
 import orjson
 
 from agentgraph import cli as base
-from agentgraph.errors import UsageError
 from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
 from schedulers.demo import add_demo_command
 from schedulers.gate import add_gate_command
 from schedulers.metrics import ReplayResult
 from schedulers.simulator import replay
-from schedulers.strategies import STRATEGIES, check_strategy
+from schedulers.strategies import STRATEGIES, check_strategy, parse_strategies
 from schedulers.sweep import add_sweep_command
 from schedulers.workloads import replicate
 
@@ -71,7 +70,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=base.positive_int, metavar="N", help="override the cluster's node count")
     p.add_argument("--kv-capacity-tokens", type=_capacity, metavar="N|unlimited|auto",
                    help="override the KV capacity per node")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--seed", type=base.non_negative_int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--rate", type=base.positive_float, metavar="SESSIONS_PER_S",
                    help="Poisson session arrivals at this rate instead of the trace's timestamps")
     p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
@@ -112,10 +111,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    names = list(STRATEGIES) if args.strategies == "all" else [
-        check_strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
-    if not names:
-        raise UsageError("--strategies is empty; give names or 'all'")
+    names = parse_strategies(args.strategies)
     trace, spec = _setup(args)
     summaries = {n: _run(trace, spec, n, args).summary for n in names}
     if args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec
 from schedulers.metrics import ReplayResult
 from schedulers.simulator import replay
-from schedulers.strategies import STRATEGIES
+from schedulers.strategies import STRATEGIES, check_strategy
 from schedulers.workloads import replicate
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["DemoReport", "add_demo_command", "bundled_replays", "demo_sessions", "run_demo"]
 
 COPIES, RATE = 40, 1.0  # 360 sessions, ~half the default cluster's capacity
+_TRADE_OFFS = ("transferred_tokens", "max_mean_load")  # not bolded as "best" in index.html
 PLOTS = (
     ("latency_cdf.png", "Session end-to-end latency, CDF per strategy",
      "Each curve is one strategy; further left is faster. The steps are the recorded sessions "
@@ -59,7 +61,7 @@ PLOTS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DemoReport:
     """What :func:`run_demo` produced: the per-strategy results and the files it wrote."""
 
@@ -93,9 +95,9 @@ def demo_sessions(trace: Trace) -> tuple[str, str]:
         agents.setdefault(h.session_id, set()).add(h.agent_id)
     if not hops:
         raise UsageError("the trace has no hops")
-    order = trace.sessions()
-    longest = max(order, key=lambda s: (hops[s], -order.index(s)))
-    widest = max(order, key=lambda s: (len(agents[s]), hops[s], -order.index(s)))
+    order = {s: i for i, s in enumerate(trace.sessions())}
+    longest = max(order, key=lambda s: (hops[s], -order[s]))
+    widest = max(order, key=lambda s: (len(agents[s]), hops[s], -order[s]))
     return longest, widest
 
 
@@ -106,13 +108,18 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
     report folder. ``progress``: a progress bar on stderr; None shows it only on a terminal."""
     from tqdm import tqdm
 
+    from agentgraph.cli import writable
     from schedulers import plots
 
     started = time.perf_counter()
-    names = list(STRATEGIES) if strategies is None else list(strategies)
+    names = list(STRATEGIES) if strategies is None else [check_strategy(n) for n in strategies]
+    if not names:
+        raise UsageError("no strategies to replay")
+    if copies < 1 or seed < 0 or (rate is not None and not 0 < rate < math.inf):
+        raise UsageError(f"copies must be >= 1 (got {copies}), seed >= 0 (got {seed}) and rate a finite "
+                         f"number > 0 or None (got {rate})")
     workload = trace if copies == 1 else replicate(trace, copies)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable("-o", out_dir, lambda p: p.mkdir(exist_ok=True))  # an unusable folder fails before replaying
     bar = tqdm(total=len(names) + len(PLOTS), desc="demo", unit="step", file=sys.stderr,
                disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
     results: dict[str, ReplayResult] = {}
@@ -133,7 +140,7 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
             bar.set_postfix_str(filename)
             files.append(plots.save_png(make(), out / filename))
             bar.update()
-    summaries = {n: {k: v for k, v in r.summary.items() if k != "wall_s"} for n, r in results.items()}
+    summaries = {n: _without_wall(r.summary) for n, r in results.items()}
     files.append(_write(out / "summary.json", orjson.dumps({"cluster": spec.describe(), "strategies": summaries},
                                                            option=orjson.OPT_INDENT_2) + b"\n"))
     sessions = pl.concat([r.sessions.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
@@ -147,6 +154,11 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
     return DemoReport(out, spec, results, tuple(files), wall)
 
 
+def _without_wall(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary minus ``wall_s``, its only machine-dependent value."""
+    return {k: v for k, v in summary.items() if k != "wall_s"}
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -158,10 +170,11 @@ def _html(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, copies: int, 
 
     d = spec.describe()
     first = next(iter(summaries.values()))
+    copies_word = "copy" if copies == 1 else "copies"
     arrivals = "trace timestamps" if rate is None else f"Poisson arrivals at {rate:g} session(s)/s"
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in TABLE)
     best = {k: (min if k != "hit_rate" else max)(s[k] for s in summaries.values() if s[k] is not None)
-            for k, _, _ in TABLE if any(s[k] is not None for s in summaries.values())}
+            for k, _, _ in TABLE if k not in _TRADE_OFFS and any(s[k] is not None for s in summaries.values())}
     rows = []
     for name, s in summaries.items():
         cells = []
@@ -184,10 +197,12 @@ td.best {{ font-weight: bold; color: #c2410c; }}
 figure {{ margin: 2rem 0; }} img {{ max-width: 100%; }} figcaption {{ max-width: 50rem; }}
 </style></head><body>
 <h1>agentgraph demo</h1>
-<p>{first['sessions']} sessions ({copies} copies of the bundled recordings), {first['hops']} hops, {arrivals},
-seed {seed}, on {d['nodes']} × {html.escape(str(d['model']))} ({html.escape(str(d['gpu']))} ×{d['tensor_parallel']},
-KV {d['kv_capacity_tokens']} tokens per node). Every strategy sees the same arrivals. Best value per column in
-bold. Metric definitions: <code>docs/metrics.md</code>; strategies: <code>docs/strategies.md</code>.
+<p>{first['sessions']} session(s) ({copies} {copies_word} of the input sessions), {first['hops']} hops,
+{arrivals}, seed {seed}, on {d['nodes']} × {html.escape(str(d['model']))} ({html.escape(str(d['gpu']))}
+×{d['tensor_parallel']}, KV {d['kv_capacity_tokens']} tokens per node). Every strategy sees the same
+arrivals. Best value per column in bold (not for fetched tokens and max/mean load: those are
+trade-offs, not goals). Metric definitions: <code>docs/metrics.md</code>; strategies:
+<code>docs/strategies.md</code>.
 The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>agentgraph gate</code>) and
 <a href="sessions.csv">sessions.csv</a>.</p>
 <table><thead><tr><th>strategy</th>{head}</tr></thead><tbody>
@@ -215,9 +230,9 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="comma-separated strategy names, or 'all' (default)")
     p.add_argument("--copies", type=base.positive_int, default=COPIES, metavar="K",
                    help=f"replay K copies of the sessions (default {COPIES})")
-    p.add_argument("--rate", type=float, default=RATE, metavar="SESSIONS_PER_S",
+    p.add_argument("--rate", type=base.non_negative_float, default=RATE, metavar="SESSIONS_PER_S",
                    help=f"Poisson session arrivals per second (default {RATE:g}); 0 = trace timestamps")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--seed", type=base.non_negative_int, default=0, help="seed of every random choice (default 0)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar (default: only on a terminal)")
@@ -230,24 +245,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from agentgraph import cli as base
     from schedulers import cli
     from schedulers.cluster import load_cluster
-    from schedulers.strategies import check_strategy
+    from schedulers.strategies import parse_strategies
 
-    if args.rate < 0:
-        raise UsageError(f"--rate must be ≥ 0 sessions/s (0 = trace timestamps), not {args.rate:g}")
-    names = None if args.strategies == "all" else [
-        check_strategy(n.strip()) for n in args.strategies.split(",") if n.strip()]
-    if names == []:
-        raise UsageError("--strategies is empty; give names or 'all'")
+    names = parse_strategies(args.strategies)
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     spec = spec.with_overrides(args.nodes, None)
     trace = base.load_any(args.trace or [str(bundled_replays())])
     report = run_demo(trace, spec, out_dir=args.output, strategies=names, copies=args.copies,
                       rate=args.rate or None, seed=args.seed, progress=args.progress)
     if args.json:
-        base.print_json({"cluster": spec.describe(), "strategies": {
-            n: {k: v for k, v in s.items() if k != "wall_s"} for n, s in report.summaries.items()}})
+        base.print_json({"cluster": spec.describe(),
+                         "strategies": {n: _without_wall(s) for n, s in report.summaries.items()}})
     else:
         cli.print_table(report.summaries, spec, sys.stdout)
         print(f"report -> {report.out_dir / 'index.html'}")
-    print(f"demo: {len(report.results)} strategies in {report.wall_s:.1f} s", file=sys.stderr)
+    n = len(report.results)
+    print(f"demo: {n} strateg{'y' if n == 1 else 'ies'} in {report.wall_s:.1f} s", file=sys.stderr)
     return base.EXIT_OK

@@ -536,14 +536,12 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     report = gate(_read(args.baseline), _read(args.current), defaults=not args.no_defaults, strategies=strategies,
                   max_increase=_pairs_of(args.max_increase, "--max-increase"),
                   max_decrease=_pairs_of(args.max_decrease, "--max-decrease"))
-    if args.junit:
-        out = Path(args.junit)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report.junit_xml(), encoding="utf-8")
     if args.json:
         base.print_json(report.to_dict())
     else:
         sys.stdout.write(report.markdown() if args.markdown else report.text())
+    if args.junit:
+        base.writable("--junit", args.junit, lambda p: p.write_text(report.junit_xml(), encoding="utf-8"))
     return base.EXIT_OK if report.ok else base.EXIT_REGRESSION
 
 

@@ -30,6 +30,7 @@ from schedulers.metrics import ReplayResult
 __all__ = ["call_graph", "context_growth", "hit_rates", "latency_cdf", "save_png"]
 
 OURS = "topology_aware"
+MAX_WIDTH_IN = 40.0  # a 1,000-hop session still gives a PNG a browser can show (4,400 px at 110 dpi)
 _OURS_COLOR, _OTHER_COLOR, _LIGHT = "#c2410c", "#64748b", "#cbd5e1"
 _EDGE_STYLE: dict[EdgeKind, Literal["solid", "dashed", "dotted"]] = {
     EdgeKind.SEQUENCE: "solid", EdgeKind.SPAWN: "dashed", EdgeKind.JOIN: "dotted"}
@@ -112,7 +113,7 @@ def context_growth(trace: Trace, session_id: str) -> Figure:
     """Prompt tokens of each hop of one session, split into the prefix it shares with its agent's
     previous hop and the tokens that are new (tool results, user turns, the previous output)."""
     hops = _session_hops(trace, session_id)
-    fig = Figure(figsize=(max(6.0, 0.42 * len(hops) + 2), 4.4), layout="constrained")
+    fig = Figure(figsize=(min(MAX_WIDTH_IN, max(6.0, 0.42 * len(hops) + 2)), 4.4), layout="constrained")
     ax = fig.add_subplot()
     xs = list(range(len(hops)))
     shared = [h.shared_prefix_tokens / 1000 for h in hops]
@@ -146,7 +147,8 @@ def call_graph(trace: Trace, session_id: str) -> Figure:
             kinds[(e.src, e.dst)] = e.kind
     path, _ = session_critical_paths(trace).get(session_id, ([], 0.0))
     critical = set(itertools.pairwise(path))
-    fig = Figure(figsize=(max(6.0, 0.55 * len(hops) + 2), 1.1 * len(agents) + 1.8), layout="constrained")
+    fig = Figure(figsize=(min(MAX_WIDTH_IN, max(6.0, 0.55 * len(hops) + 2)),
+                          min(MAX_WIDTH_IN, 1.1 * len(agents) + 1.8)), layout="constrained")
     ax = fig.add_subplot()
     for kind, style in _EDGE_STYLE.items():
         edges = [uv for uv in g.edges if kinds[uv] is kind]

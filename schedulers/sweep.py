@@ -369,23 +369,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     combos = grid(spec, strategies, args.nodes, args.kv_capacity_tokens, args.rates, args.seeds)
     trace = base.load_any(args.trace)  # after the grid: a bad combination fails before the loading
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before the sweep
+    if out is not None:  # an unwritable place fails before the sweep, not after it
+        if out.is_dir():
+            raise UsageError(f"-o {args.output}: is a directory; give a .parquet or .csv file name")
+        base.writable("-o", out, lambda p: p.open("ab").close())
     start = time.perf_counter()
     df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
               backend=args.backend, ray_address=args.ray_address)
     where = "ray" if args.backend == "ray" else f"{_processes(args.workers, len(combos))} process(es)"
     print(f"swept {len(combos)} combination(s) in {time.perf_counter() - start:.1f} s ({where})", file=sys.stderr)
-    if out is not None:
-        if out.suffix.lower() == ".csv":
-            df.write_csv(out)
-        else:
-            df.write_parquet(out)
     if args.json:
         base.print_json({"rows": df.to_dicts()})
     else:
         _print_table(df, sys.stdout)
-        if out is not None:
+    if out is not None:
+        base.writable("-o", out, df.write_csv if out.suffix.lower() == ".csv" else df.write_parquet)
+        if not args.json:
             print(f"{df.height} row(s) -> {out}")
     return base.EXIT_OK
 

@@ -139,11 +139,29 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     (["--strategies", "nope"], "unknown strategy 'nope'"),
     (["--strategies", ","], "--strategies is empty"),
-    (["--rate", "-1"], "--rate must be ≥ 0"),
+    (["--rate", "-1"], "argument --rate: expected a number >= 0, got -1"),
     (["/nonexistent/trace.jsonl"], "/nonexistent/trace.jsonl"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["--rate", "nan"], "argument --rate: expected a number >= 0, got nan"),
+    (["--rate", "inf"], "argument --rate: expected a number >= 0, got inf"),
+    (["-o", "FILE"], "-o FILE: File exists"),
 ])
 def test_demo_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    argv = [str(tmp_path / "file") if a == "FILE" else a for a in argv]
+    message = message.replace("FILE", str(tmp_path / "file"))
     assert main(["demo", "-o", str(tmp_path / "r"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_run_demo_checks_its_arguments(replays_trace: Trace, tmp_path: Path) -> None:
+    """The Python API refuses what the CLI refuses, before replaying anything."""
+    from agentgraph.errors import UsageError
+    from schedulers.demo import run_demo
+
+    for kwargs in ({"strategies": []}, {"strategies": ["nope"]}, {"copies": 0}, {"seed": -1}, {"rate": 0.0}):
+        with pytest.raises(UsageError):
+            run_demo(replays_trace, out_dir=tmp_path / "r", progress=False, **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "r").exists()

@@ -168,6 +168,16 @@ def test_junit_golden(files: tuple[str, str], tmp_path: Path, capsys: pytest.Cap
     assert junit.read_text(encoding="utf-8") == JUNIT
 
 
+def test_junit_to_an_unwritable_place_names_the_option(files: tuple[str, str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The table still prints; then exit 2 with --junit and the path, not a raw OS error."""
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "gate.xml"
+    code, out, err = run(capsys, "gate", "--baseline", files[0], "--current", files[1], "--junit", str(target))
+    assert (code, out) == (2, TEXT)
+    assert f"--junit {target}: File exists" in err and "Traceback" not in err
+
+
 def test_json_carries_every_field(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     """--json: one object with the verdict, the regression count, and every check with all its fields."""
     code, out, _ = run(capsys, "gate", "--baseline", files[0], "--current", files[1], "--json")

@@ -309,3 +309,14 @@ def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> 
                    "--time-scale", "--workers", "--backend", "--ray-address", "--output", "--json"):
         assert option in out
     assert "'trace' = the trace's timestamps" in " ".join(out.split())
+
+
+def test_sweep_output_problems_fail_before_the_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o naming a folder, or a place that cannot be written, exits 2 naming -o, without replaying."""
+    (tmp_path / "adir.parquet").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for target, message in ((tmp_path / "adir.parquet", "is a directory"),
+                            (tmp_path / "afile" / "x.csv", "File exists")):
+        assert main(["sweep", str(ROOT / "replays"), "--strategies", "random", "-o", str(target)]) == 2
+        out, err = capsys.readouterr()
+        assert f"-o {target}: " in err and message in err and out == "" and "swept" not in err

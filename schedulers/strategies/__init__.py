@@ -35,6 +35,7 @@ __all__ = [
     "Strategy",
     "check_strategy",
     "make_strategy",
+    "parse_strategies",
 ]
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -59,6 +60,20 @@ def check_strategy(name: str) -> str:
     if name not in STRATEGIES:
         raise UsageError(f"unknown strategy {name!r}; choose from: {', '.join(sorted(STRATEGIES))}")
     return name
+
+
+def parse_strategies(text: str, option: str = "--strategies") -> list[str]:
+    """A comma-separated list of strategy names, or ``all`` (registry order); each name checked.
+
+    >>> parse_strategies("random, topology_aware"), len(parse_strategies("all"))
+    (['random', 'topology_aware'], 10)
+    """
+    if text.strip() == "all":
+        return list(STRATEGIES)
+    names = [check_strategy(n.strip()) for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{option} is empty; give names or 'all'")
+    return names
 
 
 def make_strategy(name: str, n_nodes: int, rng: np.random.Generator) -> Strategy:
