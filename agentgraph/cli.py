@@ -182,23 +182,21 @@ def _int_at_least(text: str, low: int, what: str) -> int:
 
 def positive_float(text: str) -> float:
     """A finite number > 0 (an argparse ``type=``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+    return _finite_float(text, "a positive number", zero_ok=False)
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (an argparse ``type=``)."""
+    return _finite_float(text, "a number >= 0", zero_ok=True)
+
+
+def _finite_float(text: str, what: str, *, zero_ok: bool) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ((value >= 0 if zero_ok else value > 0) and value < float("inf")):  # nan fails every comparison
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return value
 
 

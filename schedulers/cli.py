@@ -19,7 +19,7 @@ from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
 from schedulers.demo import add_demo_command
 from schedulers.gate import add_gate_command
-from schedulers.metrics import ReplayResult
+from schedulers.metrics import ReplayResult, without_wall
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy, parse_strategies
 from schedulers.sweep import add_sweep_command
@@ -141,7 +141,7 @@ def _write(out: Path, result: ReplayResult, spec: ClusterSpec) -> None:
     result.hops.write_csv(out / "hops.csv")
     result.sessions.write_csv(out / "sessions.csv")
     result.nodes.write_csv(out / "nodes.csv")
-    summary = {k: v for k, v in result.summary.items() if k != "wall_s"}
+    summary = without_wall(result.summary)
     (out / "summary.json").write_bytes(orjson.dumps({"summary": summary, "cluster": spec.describe()},
                                                     option=orjson.OPT_INDENT_2) + b"\n")
     (out / "run.json").write_bytes(orjson.dumps({"wall_s": result.summary["wall_s"]}) + b"\n")

@@ -32,8 +32,8 @@ import polars as pl
 from agentgraph.errors import UsageError
 from agentgraph.model import Trace
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec
-from schedulers.metrics import ReplayResult
-from schedulers.simulator import replay
+from schedulers.metrics import ReplayResult, without_wall
+from schedulers.simulator import compare
 from schedulers.strategies import STRATEGIES, check_strategy
 from schedulers.workloads import replicate
 
@@ -122,12 +122,12 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
     out = writable("-o", out_dir, lambda p: p.mkdir(exist_ok=True))  # an unusable folder fails before replaying
     bar = tqdm(total=len(names) + len(PLOTS), desc="demo", unit="step", file=sys.stderr,
                disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
-    results: dict[str, ReplayResult] = {}
+    def replayed(name: str, _: ReplayResult) -> None:
+        bar.set_postfix_str(name)
+        bar.update()
+
     with bar:
-        for name in names:
-            bar.set_postfix_str(name)
-            results[name] = replay(workload, spec, name, seed=seed, rate=rate)
-            bar.update()
+        results = compare(workload, spec, names, seed=seed, rate=rate, each=replayed)
         longest, widest = demo_sessions(trace)
         figures: tuple[Callable[[], Figure], ...] = (
             lambda: plots.latency_cdf(results),
@@ -140,7 +140,7 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
             bar.set_postfix_str(filename)
             files.append(plots.save_png(make(), out / filename))
             bar.update()
-    summaries = {n: _without_wall(r.summary) for n, r in results.items()}
+    summaries = {n: without_wall(r.summary) for n, r in results.items()}
     files.append(_write(out / "summary.json", orjson.dumps({"cluster": spec.describe(), "strategies": summaries},
                                                            option=orjson.OPT_INDENT_2) + b"\n"))
     sessions = pl.concat([r.sessions.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
@@ -152,11 +152,6 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
         {"wall_s": wall, "strategies": {n: r.summary["wall_s"] for n, r in results.items()}},
         option=orjson.OPT_INDENT_2) + b"\n"))
     return DemoReport(out, spec, results, tuple(files), wall)
-
-
-def _without_wall(summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary minus ``wall_s``, its only machine-dependent value."""
-    return {k: v for k, v in summary.items() if k != "wall_s"}
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -255,7 +250,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       rate=args.rate or None, seed=args.seed, progress=args.progress)
     if args.json:
         base.print_json({"cluster": spec.describe(),
-                         "strategies": {n: _without_wall(s) for n, s in report.summaries.items()}})
+                         "strategies": {n: without_wall(s) for n, s in report.summaries.items()}})
     else:
         cli.print_table(report.summaries, spec, sys.stdout)
         print(f"report -> {report.out_dir / 'index.html'}")

@@ -33,6 +33,7 @@ __all__ = [
     "build_result",
     "percentile",
     "summary_frame",
+    "without_wall",
 ]
 
 CACHE_READ_MULTIPLIER = 0.1
@@ -108,6 +109,11 @@ _TEXT_KEYS, _INT_KEYS = ("strategy", "cluster"), ("seed", "nodes", "sessions", "
 SUMMARY_SCHEMA: Schema = {
     k: pl.String if k in _TEXT_KEYS else pl.Int64 if k in _INT_KEYS else pl.Float64 for k in SUMMARY_KEYS}
 """The summary as a frame row (:func:`summary_frame`); percentiles are null when nothing was measured."""
+
+
+def without_wall(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` minus ``wall_s``, its only machine-dependent value (what files keep byte-identical)."""
+    return {k: v for k, v in summary.items() if k != "wall_s"}
 
 
 def summary_frame(summaries: Iterable[Mapping[str, Any]]) -> pl.DataFrame:

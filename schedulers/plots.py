@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from agentgraph.errors import UsageError
 from agentgraph.graph import session_critical_paths
 from agentgraph.model import EdgeKind, Hop, Trace
 from schedulers.metrics import ReplayResult
@@ -103,8 +104,6 @@ def hit_rates(summaries: Mapping[str, Mapping[str, Any]]) -> Figure:
 def _session_hops(trace: Trace, session_id: str) -> list[Hop]:
     hops = sorted((h for h in trace.hop_list if h.session_id == session_id), key=lambda h: (h.start_s, h.hop_id))
     if not hops:
-        from agentgraph.errors import UsageError
-
         raise UsageError(f"no session {session_id!r} in the trace")
     return hops
 

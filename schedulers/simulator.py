@@ -546,8 +546,10 @@ def replay(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategy: str = "t
 
 
 def compare(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategies: Sequence[str] | None = None, *,
-            seed: int = 0, rate: float | None = None, time_scale: float = 1.0) -> dict[str, ReplayResult]:
-    """:func:`replay` under each strategy (default: all, registry order) on the same arrivals.
+            seed: int = 0, rate: float | None = None, time_scale: float = 1.0,
+            each: Callable[[str, ReplayResult], None] | None = None) -> dict[str, ReplayResult]:
+    """:func:`replay` under each strategy (default: all, registry order) on the same arrivals;
+    ``each(name, result)`` is called as each replay finishes (a progress bar, say).
 
     >>> from agentgraph.model import Hop, Trace
     >>> hops = tuple(Hop(f"h{i}", f"s{i}", "main", 0, "m", 0.0, 1.0, 128, 2, 0, (1, 2)) for i in range(2))
@@ -556,7 +558,12 @@ def compare(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, strategies: Seque
     {'round_robin': 0.0, 'longest_prefix': 0.5}
     """
     names = list(STRATEGIES) if strategies is None else [check_strategy(n) for n in strategies]
-    return {n: replay(trace, spec, n, seed=seed, rate=rate, time_scale=time_scale) for n in names}
+    results = {}
+    for name in names:
+        results[name] = replay(trace, spec, name, seed=seed, rate=rate, time_scale=time_scale)
+        if each is not None:
+            each(name, results[name])
+    return results
 
 
 @contextlib.contextmanager

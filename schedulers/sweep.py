@@ -345,13 +345,7 @@ def _list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     return parse
 
 
-def _strategy(text: str) -> str:
-    if text == "all":
-        return text
-    try:
-        return check_strategy(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_strategy = base.argument_type(lambda text: text if text == "all" else check_strategy(text))
 
 
 _capacity = base.argument_type(lambda text: parse_capacity(text, "a capacity"))
