@@ -12,6 +12,7 @@ from polars.testing import assert_frame_equal
 
 from agentgraph.model import Edge, EdgeKind, Hop, Trace
 from schedulers.cluster import ClusterSpec
+from schedulers.metrics import CACHE_READ_MULTIPLIER, CACHE_WRITE_MULTIPLIER, HOPS_SCHEMA, NODES_SCHEMA, SESSIONS_SCHEMA
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES
 from schedulers.strategies.base import ClusterView, Placement, Request
@@ -222,3 +223,41 @@ def test_bundled_sessions_replay_on_every_bundled_cluster(cluster: Path, replays
     r = replay(replays_trace, load_cluster(cluster), "topology_aware")
     assert r.hops.height == 72 and r.summary["makespan_s"] > 3e7
     assert (r.sessions["session_e2e_s"] > 0).all()
+
+
+def test_frames_have_their_schemas_and_sessions_and_nodes_add_up_to_the_hops(replays_trace: Trace) -> None:
+    """The columnar result build: declared schemas, and every per-session and per-node figure equals
+    the same aggregate recomputed from the hop frame (cost exactly, in trace order)."""
+    spec = ClusterSpec(nodes=3, kv_capacity_tokens=20_000)
+    r = replay(replays_trace, spec, "least_loaded", seed=1, rate=1.0)
+    assert (dict(r.hops.schema), dict(r.sessions.schema), dict(r.nodes.schema)) == (
+        HOPS_SCHEMA, SESSIONS_SCHEMA, NODES_SCHEMA)
+    for h in r.hops.iter_rows(named=True):  # exact: a scalar division in polars would be off by an ulp
+        read = (h["cached_tokens"] + h["transferred_tokens"]) * CACHE_READ_MULTIPLIER
+        write = (h["reprefill_tokens"] + h["cold_tokens"]) * CACHE_WRITE_MULTIPLIER
+        assert h["cost_usd"] == ((read + write) * spec.price_input_per_mtok
+                                 + h["output_tokens"] * spec.price_output_per_mtok) / 1e6
+        assert h["queue_s"] == max(0.0, h["prefill_start_s"] - h["dispatch_s"] - h["transfer_s"])
+    tokens = ["prompt_tokens", "cached_tokens", "transferred_tokens", "reprefill_tokens", "cold_tokens",
+              "output_tokens"]
+    by_session = r.hops.group_by("session_id", maintain_order=True)
+    expected = by_session.agg(pl.len().cast(pl.Int64).alias("hops"),
+                              pl.col("agent_id").n_unique().cast(pl.Int64).alias("agents"),
+                              pl.col("node").n_unique().cast(pl.Int64).alias("nodes_used"), pl.col(tokens).sum())
+    assert_frame_equal(r.sessions.select(expected.columns), expected)
+    costs: dict[str, float] = {}
+    for sid, usd in r.hops.select("session_id", "cost_usd").iter_rows():
+        costs[sid] = costs.get(sid, 0.0) + usd
+    assert r.sessions["cost_usd"].to_list() == list(costs.values())
+    assert r.sessions["session_id"].to_list() == replays_trace.sessions()
+    assert (r.sessions["end_s"] >= by_session.agg(pl.col("end_s").max())["end_s"]).all()
+    per_node = r.hops.group_by("node").agg(pl.len().alias("hops"), pl.col("prompt_tokens", "cached_tokens").sum())
+    got = r.nodes.select("node", "hops", "prompt_tokens", "cached_tokens")
+    assert_frame_equal(got, per_node.sort("node"), check_dtypes=False)
+    assert r.summary["cost_usd"] == sum(r.hops["cost_usd"].to_list())
+
+
+def test_an_empty_trace_gives_empty_frames_with_their_schemas() -> None:
+    r = replay(Trace(()), ONE, "round_robin")
+    assert (r.hops.height, r.sessions.height, r.nodes.height) == (0, 0, 1)
+    assert r.summary["hops"] == 0 and r.summary["session_e2e_p99_s"] is None
