@@ -40,7 +40,7 @@ from schedulers.workloads import replicate
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DemoReport", "add_demo_command", "bundled_replays", "demo_sessions", "run_demo"]
+__all__ = ["BUNDLED_TRACE", "DemoReport", "add_demo_command", "bundled_replays", "demo_sessions", "run_demo"]
 
 COPIES, RATE = 40, 1.0  # 360 sessions, ~half the default cluster's capacity
 _TRADE_OFFS = ("transferred_tokens", "max_mean_load")  # not bolded as "best" in index.html
@@ -76,13 +76,22 @@ class DemoReport:
         return {name: r.summary for name, r in self.results.items()}
 
 
+BUNDLED_TRACE = Path(__file__).resolve().parent / "data" / "replays.trace"
+"""The bundled sessions of ``replays/``, imported (``agentgraph import replays -o`` this file): what
+the demo reads when installed without a checkout. ``tests/test_demo.py`` keeps it equal to a fresh
+import of ``replays/``."""
+
+
 def bundled_replays() -> Path:
-    """The ``replays/`` directory of this checkout (or of the working directory)."""
-    for candidate in (Path(__file__).resolve().parents[1] / "replays", Path.cwd() / "replays"):
-        if candidate.is_dir():
-            return candidate
-    raise UsageError("no bundled replays/ directory found next to the package or in the working "
-                     "directory; pass trace files or session directories explicitly")
+    """The demo's default input: the checkout's ``replays/`` directory, else (an install from a
+    wheel) :data:`BUNDLED_TRACE`, the same sessions pre-imported."""
+    checkout = Path(__file__).resolve().parents[1] / "replays"
+    if checkout.is_dir():
+        return checkout
+    if BUNDLED_TRACE.is_file():
+        return BUNDLED_TRACE
+    raise UsageError(f"no bundled sessions: neither {checkout} nor {BUNDLED_TRACE} exists; pass trace files or "
+                     "session directories explicitly")
 
 
 def demo_sessions(trace: Trace) -> tuple[str, str]:
@@ -216,7 +225,8 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                        description="Replay the bundled sessions in replays/ (or TRACE...) under every "
                        "strategy on the default cluster, print a comparison table and write a report "
                        "folder with PNG plots and an index.html. Progress bar on a terminal only.")
-    p.add_argument("trace", nargs="*", metavar="TRACE", help="traces or session sources (default: replays/)")
+    p.add_argument("trace", nargs="*", metavar="TRACE",
+                   help="traces or session sources (default: the bundled sessions, replays/)")
     p.add_argument("-o", "--output", default="demo-report", metavar="DIR",
                    help="the report folder (default demo-report/)")
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")

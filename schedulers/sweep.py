@@ -26,6 +26,7 @@ import logging
 import math
 import numbers
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -222,9 +223,11 @@ def _run_ray(trace: Trace, combos: list[Combination], time_scale: float, workers
         raise UsageError(RAY_MISSING) from None
     started = not ray.is_initialized()
     if started:
+        source = "--ray-address" if address else "$RAY_ADDRESS"
         address = address or os.environ.get("RAY_ADDRESS")
         quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if address:
+            _check_reachable(address, source)
             ray.init(address=address, **quiet)
         else:
             with _environ("RAY_USAGE_STATS_ENABLED", "0"):  # offline: the instance reports no usage
@@ -237,6 +240,23 @@ def _run_ray(trace: Trace, combos: list[Combination], time_scale: float, workers
     finally:
         if started:
             ray.shutdown()
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""How long ``--ray-address host:port`` may take to accept a TCP connection before the sweep gives up
+(``ray.init`` itself keeps retrying an unreachable head for minutes)."""
+
+
+def _check_reachable(address: str, source: str) -> None:
+    """Fail fast with a usage error when ``address`` names a ``host:port`` (``ray://`` or not) that
+    does not accept connections; ``auto``, ``local`` and other forms go to Ray unchecked."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"{source} {address}: cannot connect ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager
@@ -366,7 +386,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if out is not None:  # an unwritable place fails before the sweep, not after it
         if out.is_dir():
             raise UsageError(f"-o {args.output}: is a directory; give a .parquet or .csv file name")
+        existed = out.exists()
         base.writable("-o", out, lambda p: p.open("ab").close())
+        if not existed:
+            out.unlink()  # the probe leaves nothing behind if the sweep fails
     start = time.perf_counter()
     df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
               backend=args.backend, ray_address=args.ray_address)

@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from agentgraph.model import Trace
 from schedulers.cli import main
-from schedulers.demo import bundled_replays, demo_sessions
+from schedulers.demo import BUNDLED_TRACE, bundled_replays, demo_sessions
 from schedulers.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,3 +166,41 @@ def test_run_demo_checks_its_arguments(replays_trace: Trace, tmp_path: Path) -> 
         with pytest.raises(UsageError):
             run_demo(replays_trace, out_dir=tmp_path / "r", progress=False, **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "r").exists()
+
+
+def test_the_packaged_trace_is_a_fresh_import_of_the_replays(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """schedulers/data/replays.trace (the demo's input without a checkout) is byte for byte what
+    importing replays/ gives now: change the sessions or the importer and this says to refresh it."""
+    fresh = tmp_path / "replays.trace"
+    assert main(["import", str(ROOT / "replays"), "-o", str(fresh)]) == 0
+    capsys.readouterr()
+    assert fresh.read_bytes() == BUNDLED_TRACE.read_bytes(), (
+        "schedulers/data/replays.trace is stale: run `agentgraph import replays -o schedulers/data/replays.trace`")
+
+
+def test_demo_from_a_wheel_without_a_checkout(tmp_path: Path) -> None:
+    """Build the wheel (offline, from a copy of the sources), install it into a bare folder and run
+    the demo from elsewhere: it reads the packaged trace and writes the checkout demo's summary.json."""
+    src, wheels, site, work = (tmp_path / d for d in ("src", "wheels", "site", "work"))
+    for name in ("agentgraph", "schedulers"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-index", "--no-build-isolation", "-w", str(wheels), str(src)],
+                   check=True, capture_output=True)
+    (wheel,) = wheels.glob("agentgraph-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import schedulers.demo as d; print(d.bundled_replays())"],
+                           cwd=work, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    assert where == str(site / "schedulers" / "data" / "replays.trace")
+    args = ["demo", "--strategies", "round_robin,topology_aware", "--copies", "2"]
+    subprocess.run([sys.executable, "-m", "schedulers.cli", *args, "-o", "report"], cwd=work, env=env, check=True,
+                   capture_output=True)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*args, "-o", str(tmp_path / "checkout")]) == 0
+    assert (work / "report" / "summary.json").read_bytes() == (tmp_path / "checkout" / "summary.json").read_bytes()

@@ -320,3 +320,41 @@ def test_sweep_output_problems_fail_before_the_sweep(tmp_path: Path, capsys: pyt
         assert main(["sweep", str(ROOT / "replays"), "--strategies", "random", "-o", str(target)]) == 2
         out, err = capsys.readouterr()
         assert f"-o {target}: " in err and message in err and out == "" and "swept" not in err
+
+
+def test_a_failed_sweep_leaves_no_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """-o is checked before the sweep, but the check leaves no empty file behind when the sweep then
+    fails; an existing file is left as it was."""
+    import schedulers.sweep as sweep_module
+
+    def fail(*args: object, **kwargs: object) -> pl.DataFrame:
+        raise UsageError("the sweep failed")
+
+    monkeypatch.setattr(sweep_module, "_run", fail)
+    new, old = tmp_path / "new.parquet", tmp_path / "old.csv"
+    old.write_text("kept\n")
+    for target in (new, old):
+        assert main(["sweep", REPLAYS, "--strategies", "random", "-o", str(target)]) == 2
+        assert capsys.readouterr().err == "agentgraph: error: the sweep failed\n"
+    assert not new.exists() and old.read_text() == "kept\n"
+
+
+def test_an_unreachable_ray_address_fails_fast(replays_trace: Trace, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host:port nothing listens on is a usage error at once (ray.init would retry for minutes),
+    named after where the address came from."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(UsageError, match=rf"^--ray-address ray://127.0.0.1:{port}: cannot connect \(.*refused"):
+        sweep(replays_trace, strategies=["random"], backend="ray", ray_address=f"ray://127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    code, out, err = run(capsys, "sweep", REPLAYS, "--strategies", "random", "--backend", "ray")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"agentgraph: error: $RAY_ADDRESS 127.0.0.1:{port}: cannot connect (")
+    assert time.perf_counter() - t0 < 5
