@@ -17,8 +17,8 @@ several processes, not of several repeats in one, is what measures the code. Eac
 * the wall seconds of every ``replay()`` call (``time.perf_counter`` around the call: event loop
   and result frames), and the simulator's own ``summary["wall_s"]`` (event loop only: the "loop"
   columns);
-* ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after loading (and replicating) the trace, the
-  baseline, and after the first replay: the peak. Growth = peak - baseline. The children are
+* ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after loading the trace, the warm-up and (Kx)
+  replicating, the baseline, and after the first timed replay: the peak. Growth = peak - baseline. The children are
   forked from a bare launcher interpreter (``_LAUNCH``), so their ``ru_maxrss`` does not start at
   this (trace-holding) process's RSS. Memory figures are those of the first child of each kind.
 
@@ -189,7 +189,7 @@ class Row:
 
 def best(children: list[dict[str, Any]], key: str) -> float:
     """The smallest of ``key``'s seconds over every replay of ``children``."""
-    return min(min(c[key]) for c in children)
+    return float(min(min(c[key]) for c in children))
 
 
 def make_row(small: list[dict[str, Any]], big: list[dict[str, Any]], bare_s: float, copies: int) -> Row:

@@ -251,8 +251,10 @@ def _check_reachable(address: str, source: str) -> None:
     """Fail fast with a usage error when ``address`` names a ``host:port`` (``ray://`` or not) that
     does not accept connections; ``auto``, ``local`` and other forms go to Ray unchecked."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not host or not (port.isascii() and port.isdecimal()):
         return
+    if not 0 < int(port) < 65536:
+        raise UsageError(f"{source} {address}: port {port} is out of range (1-65535)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
@@ -386,10 +388,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if out is not None:  # an unwritable place fails before the sweep, not after it
         if out.is_dir():
             raise UsageError(f"-o {args.output}: is a directory; give a .parquet or .csv file name")
-        existed = out.exists()
-        base.writable("-o", out, lambda p: p.open("ab").close())
-        if not existed:
-            out.unlink()  # the probe leaves nothing behind if the sweep fails
+        base.writable("-o", out, _probe)
     start = time.perf_counter()
     df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
               backend=args.backend, ray_address=args.ray_address)
@@ -404,6 +403,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{df.height} row(s) -> {out}")
     return base.EXIT_OK
+
+
+def _probe(path: Path) -> None:
+    """Check that ``path`` can be written without leaving anything behind: a file this creates is
+    removed at once (so a failed sweep leaves no empty file); an existing one, or a symlink, is
+    opened for appending and left as it was."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # never follows a symlink, never races
+    except FileExistsError:
+        path.open("ab").close()
+    else:
+        os.close(fd)
+        path.unlink()
 
 
 def _processes(workers: int | None, combinations: int) -> int:

@@ -187,20 +187,23 @@ def test_demo_from_a_wheel_without_a_checkout(tmp_path: Path) -> None:
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
+    pytest.importorskip("pip", reason="builds the wheel with pip")
+
+    def run(*argv: str, cwd: Path = tmp_path, env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stderr}"
+        return proc.stdout
+
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-index", "--no-build-isolation", "-w", str(wheels), str(src)],
-                   check=True, capture_output=True)
+    run(*pip, "wheel", "--no-deps", "--no-index", "--no-build-isolation", "-w", str(wheels), str(src))
     (wheel,) = wheels.glob("agentgraph-*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True)
+    run(*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel))
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import schedulers.demo as d; print(d.bundled_replays())"],
-                           cwd=work, env=env, check=True, capture_output=True, text=True).stdout.strip()
-    assert where == str(site / "schedulers" / "data" / "replays.trace")
+    where = run(sys.executable, "-c", "import schedulers.demo as d; print(d.bundled_replays())", cwd=work, env=env)
+    assert where.strip() == str(site / "schedulers" / "data" / "replays.trace")
     args = ["demo", "--strategies", "round_robin,topology_aware", "--copies", "2"]
-    subprocess.run([sys.executable, "-m", "schedulers.cli", *args, "-o", "report"], cwd=work, env=env, check=True,
-                   capture_output=True)
+    run(sys.executable, "-m", "schedulers.cli", *args, "-o", "report", cwd=work, env=env)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main([*args, "-o", str(tmp_path / "checkout")]) == 0
     assert (work / "report" / "summary.json").read_bytes() == (tmp_path / "checkout" / "summary.json").read_bytes()

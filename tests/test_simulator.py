@@ -260,4 +260,6 @@ def test_frames_have_their_schemas_and_sessions_and_nodes_add_up_to_the_hops(rep
 def test_an_empty_trace_gives_empty_frames_with_their_schemas() -> None:
     r = replay(Trace(()), ONE, "round_robin")
     assert (r.hops.height, r.sessions.height, r.nodes.height) == (0, 0, 1)
+    assert (dict(r.hops.schema), dict(r.sessions.schema), dict(r.nodes.schema)) == (
+        HOPS_SCHEMA, SESSIONS_SCHEMA, NODES_SCHEMA)
     assert r.summary["hops"] == 0 and r.summary["session_e2e_p99_s"] is None

@@ -332,12 +332,13 @@ def test_a_failed_sweep_leaves_no_output_file(tmp_path: Path, capsys: pytest.Cap
         raise UsageError("the sweep failed")
 
     monkeypatch.setattr(sweep_module, "_run", fail)
-    new, old = tmp_path / "new.parquet", tmp_path / "old.csv"
+    new, old, link = tmp_path / "new.parquet", tmp_path / "old.csv", tmp_path / "link.csv"
     old.write_text("kept\n")
-    for target in (new, old):
+    link.symlink_to(old)
+    for target in (new, old, link):
         assert main(["sweep", REPLAYS, "--strategies", "random", "-o", str(target)]) == 2
         assert capsys.readouterr().err == "agentgraph: error: the sweep failed\n"
-    assert not new.exists() and old.read_text() == "kept\n"
+    assert not new.exists() and old.read_text() == "kept\n" and link.is_symlink()
 
 
 def test_an_unreachable_ray_address_fails_fast(replays_trace: Trace, capsys: pytest.CaptureFixture[str],
@@ -353,6 +354,8 @@ def test_an_unreachable_ray_address_fails_fast(replays_trace: Trace, capsys: pyt
     t0 = time.perf_counter()
     with pytest.raises(UsageError, match=rf"^--ray-address ray://127.0.0.1:{port}: cannot connect \(.*refused"):
         sweep(replays_trace, strategies=["random"], backend="ray", ray_address=f"ray://127.0.0.1:{port}")
+    with pytest.raises(UsageError, match=r"^--ray-address 127.0.0.1:99999: port 99999 is out of range"):
+        sweep(replays_trace, strategies=["random"], backend="ray", ray_address="127.0.0.1:99999")
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
     code, out, err = run(capsys, "sweep", REPLAYS, "--strategies", "random", "--backend", "ray")
     assert (code, out) == (2, "")
