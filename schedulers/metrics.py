@@ -185,17 +185,19 @@ def build_result(sim: Simulator) -> ReplayResult:
         hop_latency_s=c("end_s") - c("dispatch_s"),
         cost_usd=pl.Series(cost, dtype=pl.Float64),
     ).select(list(HOPS_SCHEMA))
-    sessions = _sessions(sim, hop_frame, [r.session_index for r in runs], [r.done_s for r in runs])
+    costs = cost.tolist()
+    sessions = _sessions(sim, hop_frame, [r.session_index for r in runs], [r.done_s for r in runs], costs)
     makespan = max((r.done_s for r in runs), default=0.0)
     nodes = _nodes(sim, hop_frame, makespan)
-    return ReplayResult(hop_frame, sessions, nodes, _summary(sim, hop_frame, sessions, nodes, makespan))
+    return ReplayResult(hop_frame, sessions, nodes, _summary(sim, hop_frame, sessions, nodes, makespan, sum(costs)))
 
 
-def _sessions(sim: Simulator, hops: pl.DataFrame, index: list[int], done: list[float]) -> pl.DataFrame:
+def _sessions(sim: Simulator, hops: pl.DataFrame, index: list[int], done: list[float],
+              costs: list[float]) -> pl.DataFrame:
     """Per session, in order of first appearance; float sums run in trace order (deterministic)."""
     arrivals = sim.arrivals
     end, cost = list(arrivals), [0.0] * len(arrivals)
-    for i, d, usd in zip(index, done, hops["cost_usd"].to_list(), strict=True):
+    for i, d, usd in zip(index, done, costs, strict=True):
         if d > end[i]:
             end[i] = d  # the last hop's parse + validate CPU included
         cost[i] += usd
@@ -229,10 +231,9 @@ def _nodes(sim: Simulator, hops: pl.DataFrame, makespan: float) -> pl.DataFrame:
 
 
 def _summary(sim: Simulator, hops: pl.DataFrame, sessions: pl.DataFrame, nodes: pl.DataFrame,
-             makespan: float) -> dict[str, Any]:
+             makespan: float, cost: float) -> dict[str, Any]:
     totals = {k: int(v) for k, v in zip(_TOKENS, hops.select(_TOKENS).sum().row(0), strict=True)}
     loads, busy = nodes["load"].to_list(), nodes["busy_fraction"].to_list()
-    cost = sum(hops["cost_usd"].to_list())
     out: dict[str, Any] = {
         "strategy": sim.strategy_name, "seed": sim.seed, "cluster": sim.spec.name, "nodes": len(sim.nodes),
         "sessions": sessions.height, "hops": hops.height, **totals,
