@@ -15,6 +15,10 @@ of the offset per block). Two consequences hold by construction:
 
 The last block of a prompt is partial when the prompt length is not a multiple of the block size;
 its hash names the exact prefix length, so it never equals a full block's hash.
+
+Hashing a request costs one block per ``block_size`` tokens of its new units, and token counts
+come from sources (usage the API reported). Importers therefore cut every prompt to
+:data:`MAX_PROMPT_TOKENS` (:func:`truncate_units`) before hashing it, with a warning.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from agentgraph.errors import UsageError
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "HASH_SEED",
+    "MAX_PROMPT_TOKENS",
     "BlockHash",
     "PrefixHasher",
     "Unit",
@@ -40,6 +45,7 @@ __all__ = [
     "common_prefix_len",
     "estimate_tokens",
     "scale_counts",
+    "truncate_units",
     "unit_key",
 ]
 
@@ -48,6 +54,10 @@ BlockHash = NewType("BlockHash", int)
 DEFAULT_BLOCK_SIZE = 64
 HASH_SEED = b"agentgraph/blocks/v1"
 """Fixed key of every block hash, so traces hash identically on every machine."""
+MAX_PROMPT_TOKENS = 10_000_000
+"""Longest prompt an import sizes and hashes: 10× the longest Claude context (1M tokens) and the
+longest of any model we know of (Llama 4 Scout, 10M). At the default block size a hop then has at
+most 156,250 block hashes: about 6 MB in memory and 3 MB of trace JSON when no earlier hop shares them."""
 
 _MASK63 = (1 << 63) - 1
 _ROOT = hashlib.blake2b(b"root", digest_size=16, key=HASH_SEED).digest()
@@ -198,6 +208,22 @@ class PrefixHasher:
             partial = _mix(_unit_base(self._chains[-2], key), tokens)
             return (*self._blocks, partial), shared_tokens
         return tuple(self._blocks), shared_tokens
+
+
+def truncate_units(units: Sequence[Unit], limit: int) -> list[Unit]:
+    """The units of the first ``limit`` tokens of a request (the unit crossing it shortened).
+
+    >>> truncate_units([(b"a", 6), (b"b", 6), (b"c", 6)], 8)
+    [(b'a', 6), (b'b', 2)]
+    """
+    out: list[Unit] = []
+    left = limit
+    for key, tokens in units:
+        if left <= 0:
+            break
+        out.append((key, min(tokens, left)))
+        left -= tokens
+    return out
 
 
 def common_prefix_len(a: Sequence[object], b: Sequence[object]) -> int:

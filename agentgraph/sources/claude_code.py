@@ -34,13 +34,21 @@ from agentgraph.sources.jsonl import (
     MAX_TOKENS,
     as_int,
     first_record,
-    first_time,
-    last_time,
     parse_time,
     read_records,
+    time_range,
     token_count,
 )
-from agentgraph.tokens import DEFAULT_BLOCK_SIZE, PrefixHasher, canonical_json, estimate_tokens, scale_counts, unit_key
+from agentgraph.tokens import (
+    DEFAULT_BLOCK_SIZE,
+    MAX_PROMPT_TOKENS,
+    PrefixHasher,
+    canonical_json,
+    estimate_tokens,
+    scale_counts,
+    truncate_units,
+    unit_key,
+)
 from agentgraph.units import plain_unit
 
 _SKIPPED_TYPES = frozenset({
@@ -55,11 +63,15 @@ _SPAWN_TOOLS = frozenset({"Agent", "Task"})
 
 @dataclass(slots=True)
 class SessionFiles:
-    """A session file and the files of its sub-agents (``meta`` is None before 2.1.x)."""
+    """A session file and the files of its sub-agents (``meta`` is None before 2.1.x).
+
+    ``span`` is (earliest, latest) timestamp of its lines, set by :func:`discover` (inf if none).
+    """
 
     session_id: str
     main: Path | None
     agents: list[tuple[Path, Path | None]] = field(default_factory=list)
+    span: tuple[float, float] = (float("inf"), float("inf"))
 
     def paths(self) -> list[Path]:
         return ([self.main] if self.main else []) + [p for p, _ in self.agents]
@@ -71,8 +83,8 @@ def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFi
     All sources are discovered together and the result does not depend on their order: a file
     named twice (or a project inside a tree also given) is read once; of several copies of a
     session (same id, different directories) the one at the smallest path is read and the others
-    are reported; sessions are ordered by the first timestamp in their files, then by the last,
-    then by id. Unreadable directories become issues.
+    are reported; sessions are ordered by :func:`_span` (earliest, then latest timestamp, whatever
+    the order of the lines), then by id. Unreadable directories become issues.
     """
     found = _Found(issues)
     for path in paths:
@@ -85,7 +97,10 @@ def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFi
                 found.project(project, only=None)
         else:
             issues.append(ImportIssue(str(path), None, "no such file or directory"))
-    return sorted(found.finish(), key=_session_order)
+    sessions = found.finish()
+    for files in sessions:
+        files.span = _span(files)
+    return sorted(sessions, key=lambda f: (*f.span, f.session_id))
 
 
 def _listing(directory: Path, pattern: str, issues: list[ImportIssue]) -> list[Path]:
@@ -189,14 +204,16 @@ class _Found:
         return files
 
 
-def _session_order(files: SessionFiles) -> tuple[float, float, str]:
-    """First timestamp, then last: a resumed session copies the original's history (same
-    first timestamp) but ends later, so the original is read first and keeps its calls."""
-    firsts = (first_time(p) for p in files.paths())
-    first = next((t for t in firsts if t is not None), None)
-    last = last_time(files.main) if files.main is not None else None
+def _span(files: SessionFiles) -> tuple[float, float]:
+    """Earliest and latest timestamp of the session file (earliest of its sub-agents' files if it
+    has none), over all lines: a resumed session copies the original's history (same earliest
+    time) but ends later, so the original sorts first and keeps its calls in any line order."""
     inf = float("inf")
-    return (inf if first is None else first, inf if last is None else last, files.session_id)
+    main = time_range(files.main) if files.main is not None else None
+    if main is not None:
+        return main
+    firsts = [span[0] for path, _ in files.agents if (span := time_range(path)) is not None]
+    return (min(firsts, default=inf), inf)
 
 
 # --------------------------------------------------------------------------- per-call records
@@ -218,13 +235,16 @@ class _Call:
     tool_uses: list[tuple[str, str, str, float]]  # (tool_use_id, name, input_json, emitted_s)
     tool_schemas: dict[str, str] = field(default_factory=dict)  # tool name -> schema id
     assemble_us: float | None = None
+    path: str | None = None  # file and line of the usage it reports (for warnings)
+    line: int | None = None
 
 
 @dataclass(slots=True)
 class _Response:
-    """The assistant lines of one API call, merged."""
+    """The assistant lines of one API call, merged the same way in any line order: usage and
+    stop reason of the latest line that has them, the largest ``output_tokens``."""
 
-    parent_uuid: str | None
+    parent_uuid: str | None  # of the first line read; see _answered
     end_s: float
     model: str
     usage: dict[str, Any] | None
@@ -234,6 +254,11 @@ class _Response:
     block_times: list[float]
     message_id: str | None
     request_id: str | None
+    uuids: list[str]  # of its lines
+    path: str
+    line: int | None = None  # of the line its usage comes from
+    usage_s: float = float("-inf")  # time of that line
+    stop_s: float = float("-inf")  # time of the line its stop reason comes from
 
 
 @dataclass(slots=True)
@@ -283,9 +308,13 @@ class _LineReader:
         self.sidechain_root: dict[str, str] = {}
         self.sidechains = 0
         self.skipped: dict[str, int] = {}
+        self.path = ""
+        self.lineno = 0
 
     def read_file(self, path: Path, file_agent: str | None) -> None:
+        self.path = str(path)
         for lineno, rec in read_records(path, self.issues):
+            self.lineno = lineno
             try:
                 self._line(rec, file_agent)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -396,14 +425,21 @@ class _LineReader:
         if resp is None:
             parent = rec.get("parentUuid")
             resp = _Response(parent if isinstance(parent, str) else None, t,
-                             str(message.get("model") or "unknown"), None, 0, None, [], [], mid, rid)
+                             str(message.get("model") or "unknown"), None, 0, None, [], [], mid, rid,
+                             [], self.path)
             agent.responses[key] = resp
         resp.end_s = max(resp.end_s, t)
+        uuid = rec.get("uuid")
+        if isinstance(uuid, str):
+            resp.uuids.append(uuid)
         usage = message.get("usage")
         if isinstance(usage, dict):
-            resp.usage = usage
             resp.output_tokens = max(resp.output_tokens, as_int(usage.get("output_tokens")))
-        resp.stop_reason = message.get("stop_reason") or resp.stop_reason
+            if t >= resp.usage_s:  # ties: the later line, as in a file written in order
+                resp.usage, resp.usage_s, resp.line = usage, t, self.lineno
+        stop = message.get("stop_reason")
+        if stop and t >= resp.stop_s:
+            resp.stop_reason, resp.stop_s = stop, t
         agent.pending_results.clear()
         for block in message.get("content") or ():
             if isinstance(block, dict):
@@ -479,11 +515,13 @@ def _usage(raw: dict[str, Any] | None, output_tokens: int) -> Usage | None:
 
 
 def _tool_uses(resp: _Response) -> list[tuple[str, str, str, float]]:
-    return [
+    """Tool calls in the order the model emitted them (line time; ties in file order)."""
+    calls = [
         (str(b.get("id")), str(b.get("name")), orjson.dumps(b.get("input", {})).decode(), t)
         for b, t in zip(resp.blocks, resp.block_times, strict=True)
         if b.get("type") == "tool_use"
     ]
+    return sorted(calls, key=lambda c: c[3])
 
 
 # --------------------------------------------------------------------------- calls per generation
@@ -586,27 +624,80 @@ def _tail_key(h: str) -> bytes:
     return raw[:16] if len(raw) >= 16 else unit_key(h.encode())
 
 
-def _legacy_calls(s: _SessionLines, agent: _AgentLines, seen: set[str], path: str,
+def _legacy_calls(s: _SessionLines, agent: _AgentLines, owners: _CallOwners, path: str,
                   issues: list[ImportIssue]) -> list[_Call]:
     preamble = unit_key(f"legacy-preamble\0{s.session_id}\0{agent.agent_id}".encode())
     chains = _ChainCache(agent)
     calls: list[_Call] = []
     for key, resp in agent.responses.items():
-        if resp.message_id and resp.request_id:
-            dedupe = f"{resp.message_id}:{resp.request_id}"
-            if dedupe in seen:
-                continue
-            seen.add(dedupe)
-        context, parent_time = chains.context(resp.parent_uuid)
+        if resp.message_id and resp.request_id and not owners.claim(
+                s.session_id, f"{resp.message_id}:{resp.request_id}", agent.agent_id == MAIN_AGENT):
+            continue
+        context, parent_time = chains.context(_answered(resp, agent.nodes))
         start = parent_time if parent_time is not None else resp.end_s
         units: list[tuple[bytes, int | None]] = [(preamble, None), *context]
         calls.append(_call(agent.agent_id, resp, min(start, resp.end_s), units, resp.model,
                            resp.request_id or key))
+    calls.sort(key=lambda c: (c.start_s, c.end_s, c.request_id or ""))  # not the order of lines
     if chains.gaps:
         issues.append(ImportIssue(path, None, f"{chains.gaps} call(s) of agent {agent.agent_id!r} "
                                   "continue a line that is missing (parentUuid); their context "
                                   "starts after the gap"))
     return calls
+
+
+class _CallOwners:
+    """Which session each legacy call (``message.id:requestId``) is imported in.
+
+    Sessions are read in :func:`discover` order and the first to hold a call keeps it, so a call
+    belongs to the session with the earliest first, then latest timestamp (then the smaller id):
+    a resumed copy repeats the original's calls but ends later. Only the calls' identity and the
+    files' time spans decide, never the order of lines. It is a guess when both sessions went on
+    with calls of their own (the original was continued after the copy was made: its main-agent
+    calls are not all in the copy) or when both spans are equal; then the session read second
+    gets a warning naming the other's file.
+    """
+
+    def __init__(self) -> None:
+        self.owner: dict[str, tuple[str, bool]] = {}  # call -> (session, made by its main agent)
+        self.owned: dict[str, list[int]] = {}  # session -> [calls it keeps, of its main agent]
+        self.where: dict[str, tuple[str, tuple[float, float]]] = {}  # session -> (file, span)
+        self.shared: dict[str, list[int]] = {}  # owner -> same, of the session being read
+
+    def claim(self, session_id: str, call: str, main: bool) -> bool:
+        """Whether ``session_id`` imports ``call`` (False: already imported, here or elsewhere)."""
+        owner = self.owner.get(call)
+        if owner is None:
+            self.owner[call] = (session_id, main)
+            counts = self.owned.setdefault(session_id, [0, 0])
+        elif owner[0] != session_id:
+            counts = self.shared.setdefault(owner[0], [0, 0])
+            main = owner[1]
+        else:
+            return False
+        counts[0] += 1
+        counts[1] += main
+        return owner is None
+
+    def close(self, session_id: str, path: str, span: tuple[float, float],
+              issues: list[ImportIssue]) -> None:
+        """End a session: warn about the calls another session keeps on a guess."""
+        own = self.owned.get(session_id, [0, 0])[0]
+        for other, (n, main) in sorted(self.shared.items()):
+            other_path, other_span = self.where[other]
+            if other_span == span:
+                why = "whose first and last timestamps are the same"
+            elif own and self.owned[other][1] > main:
+                why = "and both sessions went on with calls of their own"
+            else:
+                continue
+            issues.append(ImportIssue(path, None, f"{n} call(s) are also in {other_path}, {why}, "
+                                      "so which session copied them is unknown; they stay in session "
+                                      f"{other}, which sorts first (earliest first, then last "
+                                      "timestamp, then id)"))
+        self.shared.clear()
+        if own:
+            self.where[session_id] = (path, span)
 
 
 class _ChainCache:
@@ -659,7 +750,20 @@ def _call(agent_id: str, resp: _Response, start: float, units: list[tuple[bytes,
           model: str, request_id: str | None) -> _Call:
     return _Call(agent_id, start, max(start, resp.end_s), model, units,
                  _usage(resp.usage, resp.output_tokens), resp.output_tokens, resp.stop_reason,
-                 request_id, _tool_uses(resp))
+                 request_id, _tool_uses(resp), path=resp.path, line=resp.line)
+
+
+def _answered(resp: _Response, nodes: dict[str, tuple[str | None, Any, float | None]]) -> str | None:
+    """The line a call answers: the parent of its lines outside the call, whichever of its
+    lines was read first (each content block is a line chained to the previous block's)."""
+    cursor = resp.parent_uuid
+    if len(resp.uuids) < 2:
+        return cursor
+    own = set(resp.uuids)
+    while cursor is not None and cursor in own and cursor in nodes:
+        own.discard(cursor)
+        cursor = nodes[cursor][0]
+    return cursor
 
 
 # --------------------------------------------------------------------------- sizing and hashing
@@ -736,25 +840,44 @@ class _AgentSizer:
 
 def _hops(session_id: str, agent_id: str, calls: list[_Call], book: TokenBook,
           shared_keys: frozenset[bytes], block_size: int,
-          results: dict[str, tuple[float | None, bool | None]]) -> list[Hop]:
+          results: dict[str, tuple[float | None, bool | None]], path: str,
+          issues: list[ImportIssue]) -> list[Hop]:
     hasher = PrefixHasher(block_size)
     sizer = _AgentSizer(book, shared_keys)
     hops: list[Hop] = []
+    cut = False  # the hasher holds a request cut to MAX_PROMPT_TOKENS
     for index, call in enumerate(sorted(calls, key=lambda c: c.start_s)):
         reported = None if call.usage is None else call.usage.prompt_tokens
-        units, extends = sizer.size(call.units, reported)
-        hash_ids, shared = hasher.hash(units, extends)
+        units, extends = sizer.size(call.units, None if reported is None else min(reported, MAX_PROMPT_TOKENS))
+        prompt_tokens, was_cut = sizer.total, cut
+        cut = prompt_tokens > MAX_PROMPT_TOKENS
+        if cut or (reported or 0) > MAX_PROMPT_TOKENS:
+            units, prompt_tokens = _bounded(call, units, prompt_tokens, reported, path, issues)
+        hash_ids, shared = hasher.hash(units, extends and not cut and not was_cut)
         tools = tuple(ToolCall(tid, name, inp, t, *results.get(tid, (None, None)), call.tool_schemas.get(name))
                       for tid, name, inp, t in call.tool_uses)
         hops.append(Hop(
             hop_id=f"{session_id}/{agent_id}/{index}", session_id=session_id, agent_id=agent_id,
             index=index, model=call.model, start_s=call.start_s, end_s=call.end_s,
-            prompt_tokens=sizer.total, output_tokens=call.output_tokens,
+            prompt_tokens=prompt_tokens, output_tokens=call.output_tokens,
             shared_prefix_tokens=shared if index else 0, hash_ids=hash_ids, usage=call.usage,
             tool_calls=tools, stop_reason=call.stop_reason, request_id=call.request_id,
             assemble_us=call.assemble_us,
         ))
     return hops
+
+
+def _bounded(call: _Call, units: list[tuple[bytes, int]], prompt_tokens: int, reported: int | None,
+             path: str, issues: list[ImportIssue]) -> tuple[list[tuple[bytes, int]], int]:
+    """A prompt over :data:`MAX_PROMPT_TOKENS` (reported or sized), cut to it, with a warning."""
+    if reported is not None and reported > MAX_PROMPT_TOKENS:
+        what = f"usage reports a prompt of {reported:,} tokens"
+    else:
+        what = f"the request's messages size to {prompt_tokens:,} tokens"
+    issues.append(ImportIssue(call.path or path, call.line, f"{what}, above the bound of "
+                              f"{MAX_PROMPT_TOKENS:,}: the hop keeps its first "
+                              f"{min(prompt_tokens, MAX_PROMPT_TOKENS):,} (prompt_tokens and hash_ids)"))
+    return truncate_units(units, MAX_PROMPT_TOKENS), min(prompt_tokens, MAX_PROMPT_TOKENS)
 
 
 # --------------------------------------------------------------------------- linking
@@ -858,7 +981,7 @@ class ClaudeCodeImporter:
         self.block_size = block_size
         self.measure_cpu = measure_cpu
         self.book = TokenBook()
-        self.seen_calls: set[str] = set()
+        self.owners = _CallOwners()
 
     def sessions(self, paths: Iterable[Path], issues: list[ImportIssue]) -> Iterator[Trace]:
         for files in discover(paths, issues):
@@ -879,12 +1002,14 @@ class ClaudeCodeImporter:
                 s.meta_spawn[agent_id] = _read_meta(meta, issues)
         if not files.paths():
             return Trace((), block_size=self.block_size)
-        return self._build(s, str(files.paths()[0]), issues)
+        return self._build(s, str(files.paths()[0]), files.span, issues)
 
-    def _build(self, s: _SessionLines, path: str, issues: list[ImportIssue]) -> Trace:
+    def _build(self, s: _SessionLines, path: str, span: tuple[float, float],
+               issues: list[ImportIssue]) -> Trace:
         calls = {agent.agent_id: (_current_calls(s, agent, path, issues) if agent.requests
-                                  else _legacy_calls(s, agent, self.seen_calls, path, issues))
+                                  else _legacy_calls(s, agent, self.owners, path, issues))
                  for agent in s.agents.values()}
+        self.owners.close(s.session_id, path, span, issues)
         shared_keys = frozenset(k for units in s.shapes.values() for k, _ in units)
         return self.assemble(s, calls, shared_keys, path, issues)
 
@@ -893,7 +1018,8 @@ class ClaudeCodeImporter:
         """Size, hash and link one session's calls (shared by every Claude Code source)."""
         by_agent: dict[str, list[Hop]] = {}
         for agent_id, calls in calls_by_agent.items():
-            hops = _hops(s.session_id, agent_id, calls, self.book, shared_keys, self.block_size, s.results)
+            hops = _hops(s.session_id, agent_id, calls, self.book, shared_keys, self.block_size,
+                         s.results, path, issues)
             if hops:
                 by_agent[agent_id] = hops
         self.book.local.clear()

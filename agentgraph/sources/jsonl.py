@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,47 +57,47 @@ def first_record(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def first_time(path: Path, max_lines: int = 200) -> float | None:
-    """The first ``timestamp`` among a file's first lines (files may open with untimed lines)."""
+def time_range(path: Path, chunk_bytes: int = 1 << 24) -> tuple[float, float] | None:
+    """The earliest and latest ``timestamp`` in a file, whatever the order of its lines.
+
+    A regex scan, no JSON parsing (about 2 GB/s): every ``"timestamp": "..."`` member counts,
+    nested ones included. Claude Code's own spelling (``2025-11-03T10:02:47.091Z``, JavaScript's
+    ``toISOString``) orders as text, so only the extremes of a chunk are parsed; a chunk with
+    any other spelling has each distinct value parsed. Unparsable values are ignored; a file
+    without any valid one (or unreadable) gives None.
+    """
+    lo, hi = float("inf"), float("-inf")
     try:
         with open(path, "rb") as f:
-            return _time_among(line for _, line in zip(range(max_lines), f, strict=False))
+            carry = b""
+            while chunk := f.read(chunk_bytes):
+                cut = chunk.rfind(b"\n") + 1  # a member never spans lines: scan whole lines only
+                if cut:
+                    lo, hi = _widen(carry + chunk[:cut], lo, hi)
+                    carry = chunk[cut:]
+                else:
+                    carry += chunk
+            lo, hi = _widen(carry, lo, hi)
     except OSError:
         return None
+    return (lo, hi) if lo <= hi else None
 
 
-def last_time(path: Path, tail_bytes: int = 1 << 16) -> float | None:
-    """The last ``timestamp`` of a file, reading backwards from the end in growing windows."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            window = tail_bytes
-            while True:
-                start = max(0, size - window)
-                f.seek(max(0, start - 1))
-                chunk = f.read(size - max(0, start - 1))
-                # the window's first line is whole only if it starts the file or follows a newline
-                whole = start == 0 or chunk[:1] == b"\n"
-                lines = (chunk[1:] if start else chunk).splitlines()
-                found = _time_among(reversed(lines if whole else lines[1:]))
-                if found is not None or start == 0:
-                    return found
-                window *= 4
-    except OSError:
-        return None
+_STAMP = re.compile(rb'"timestamp" ?: ?"([^"\\\n]{1,64})"')
+_ISO_MS = re.compile(rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)+")
 
 
-def _time_among(lines: Iterable[bytes]) -> float | None:
-    """The timestamp of the first line, in the given order, that has a valid one."""
-    for raw in lines:
-        try:
-            rec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        t = parse_time(rec.get("timestamp")) if isinstance(rec, dict) else None
-        if t is not None:
-            return t
-    return None
+def _widen(data: bytes, lo: float, hi: float) -> tuple[float, float]:
+    stamps = _STAMP.findall(data)
+    if not stamps:
+        return lo, hi
+    first, last = min(stamps), max(stamps)
+    if set(map(len, stamps)) == {24} and _ISO_MS.fullmatch(b"".join(stamps)):
+        ends = [t for s in (first, last) if (t := parse_time(s.decode())) is not None]
+        if len(ends) == 2:  # fixed-width UTC fields: text order is time order
+            return min(lo, ends[0]), max(hi, ends[1])
+    times = [t for s in set(stamps) if (t := parse_time(s.decode(errors="replace"))) is not None]
+    return (min(lo, *times), max(hi, *times)) if times else (lo, hi)
 
 
 def _report_bad(path: Path, lineno: int, raw: bytes, issues: list[ImportIssue], *, last: bool) -> None:
