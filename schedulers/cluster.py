@@ -19,10 +19,13 @@ no file is given.
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, replace
-from itertools import pairwise
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,8 +36,13 @@ from agentgraph.errors import TraceFormatError, UsageError
 __all__ = [
     "DEFAULT_CLUSTER",
     "GPUS",
+    "LIMITS",
     "LINKS",
+    "MAX_CLUSTER_FILE_BYTES",
+    "MAX_LINE_DOTS",
+    "MAX_NODES",
     "MODELS",
+    "RANGES",
     "ClusterSpec",
     "GpuSpec",
     "HostTier",
@@ -46,6 +54,32 @@ __all__ = [
 ]
 
 GB = 1e9
+MAX_NODES = 4096
+"""The most nodes (replicas) a cluster may have: from a file, ``--nodes`` or a sweep (docs/cli.md)."""
+LIMITS: dict[str, int] = {
+    "nodes": MAX_NODES, "nodes_per_rack": MAX_NODES, "racks": MAX_NODES,
+    "tensor_parallel": 1024, "max_batch": 1_000_000, "cpu_cores": 1_000_000,
+    "kv_capacity_tokens": 10**12, "host_tier.capacity_tokens": 10**12,
+    "model.layers": 10_000, "model.hidden": 1_000_000, "model.kv_dim": 1_000_000,
+    "model.kv_heads": 1_000_000, "model.head_dim": 1_000_000, "model.dtype_bytes": 8, "model.kv_dtype_bytes": 8,
+}
+"""The largest value of each integer key of a cluster file (``docs/cluster.md``, Limits). Every one
+reaches the outputs as a 64-bit integer; ``nodes`` sizes per-node state; the rest are far above any
+real machine, so that products of them (HBM × ``tensor_parallel``, the FLOP formula) stay finite."""
+RANGES: dict[str, tuple[float, float]] = {
+    "bytes_per_s": (1, 1e18), "hbm_bytes_per_s": (1, 1e18), "peak_bf16_flops": (1, 1e21), "peak_fp8_flops": (1, 1e21),
+    "hbm_bytes": (0, 1e18), "params": (0, 1e16), "active_params": (0, 1e16),
+    "latency_s": (0, 1e3), "inter_rack_latency_s": (0, 1e3), "ttl_s": (0, 1e9),
+    "input_per_mtok": (0, 1e6), "output_per_mtok": (0, 1e6), "mfu": (1e-3, 1),
+}
+"""The range of each number of a cluster file, by its last key part (``intra_rack_link.bytes_per_s``
+→ ``bytes_per_s``); ``reserve_fraction`` is in [0, 1). Finite values far outside them (a bandwidth
+of 1e-300, HBM of 1e300) make times overflow to inf and the simulator's arithmetic to nan; inside
+them every time the formulas give stays finite (the largest prefill is ~1e28 s)."""
+MAX_CLUSTER_FILE_BYTES = 1 << 20
+"""A cluster file is a few hundred bytes; a larger one is refused before parsing."""
+MAX_LINE_DOTS = 64
+"""Dots outside strings on one line of a cluster file (``tomllib`` is quadratic in a key's depth)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,16 +226,20 @@ class ClusterSpec:
             return self.kv_capacity_tokens
         hbm = self.gpu.hbm_bytes * self.tensor_parallel
         free = hbm * (1 - self.reserve_fraction) - self.model.weight_bytes
-        if free <= 0:
+        if not free > 0:  # nan when HBM and weights both overflow to inf
             raise UsageError(f"cluster {self.name!r}: {self.model.name} weights "
                              f"({self.model.weight_bytes / GB:.0f} GB) do not fit in {self.tensor_parallel} × "
                              f"{self.gpu.name} ({hbm / GB:.0f} GB with {self.reserve_fraction:.0%} reserve); "
                              "raise tensor_parallel or set kv_capacity_tokens")
-        return int(free // self.kv_bytes_per_token)
+        tokens, most = free // self.kv_bytes_per_token, LIMITS["kv_capacity_tokens"]
+        if not tokens <= most:  # also inf
+            raise UsageError(f"cluster {self.name!r}: {self.tensor_parallel} × {self.gpu.name} ({hbm:.3g} bytes "
+                             f"of HBM) would hold more than {most:,} KV tokens per node; set kv_capacity_tokens")
+        return int(tokens)
 
     def with_overrides(self, nodes: int | None = None, kv_capacity_tokens: Capacity | None = None) -> ClusterSpec:
         """The command line's ``--nodes`` / ``--kv-capacity-tokens`` on top of the file."""
-        spec = self if nodes is None else replace(self, nodes=_positive(nodes, "nodes"))
+        spec = self if nodes is None else replace(self, nodes=_positive(nodes, "nodes", most=MAX_NODES))
         return spec if kv_capacity_tokens is None else replace(spec, kv_capacity_tokens=kv_capacity_tokens)
 
     def describe(self) -> dict[str, Any]:
@@ -225,38 +263,78 @@ DEFAULT_CLUSTER = ClusterSpec()
 class Topology:
     """The link graph of a cluster and the cheapest transfer path between any two places.
 
-    Places are node indices and ``("host", i)`` for node ``i``'s host memory. A path's time for
-    ``b`` bytes is ``b / (narrowest bandwidth) + Σ latencies``; the path minimizing it for a
-    2K-token transfer is fixed per pair.
+    Places are node indices, ``("host", i)`` for node ``i``'s host memory, ``("rack", r)`` for a
+    rack switch and ``"spine"``. A path's time for ``b`` bytes is ``b / (narrowest bandwidth) +
+    Σ latencies`` (summed in path order). The graph is a tree, so each pair has exactly one path,
+    the one networkx's Dijkstra finds on :attr:`graph`: it is read off the parent links instead,
+    and its two numbers depend only on the sequence of link kinds along it, so they are kept per
+    sequence (a handful, however many nodes). Building a topology is O(nodes).
+
+    >>> topo = Topology(ClusterSpec(nodes=4, nodes_per_rack=2))
+    >>> topo.racks, round(topo.transfer_s(0, 2, 2048) * 1e3, 3)
+    ([0, 0, 1, 1], 5.399)
     """
 
     def __init__(self, spec: ClusterSpec) -> None:
-        g: nx.Graph[Any] = nx.Graph()
-        for i in range(spec.nodes):
-            rack = i // spec.nodes_per_rack
-            g.add_edge(i, ("rack", rack), bw=spec.intra_rack_link.bytes_per_s, lat=spec.intra_rack_link.latency_s)
-            g.add_edge(("rack", rack), "spine", bw=spec.inter_rack_link.bytes_per_s,
-                       lat=spec.inter_rack_link.latency_s + spec.inter_rack_latency_s)
-            if spec.host_tier is not None:
-                link = spec.host_tier.link
-                g.add_edge(i, ("host", i), bw=link.bytes_per_s, lat=link.latency_s)
-        self.graph = g
         self.kv_bytes_per_token = spec.kv_bytes_per_token
         self.racks = [i // spec.nodes_per_rack for i in range(spec.nodes)]
-        probe = 2048 * spec.kv_bytes_per_token
-        self._paths: dict[tuple[Any, Any], tuple[float, float]] = {}
-        for src, paths in nx.all_pairs_dijkstra_path(g, weight=lambda a, b, d: probe / d["bw"] + d["lat"]):
-            for dst, path in paths.items():
-                hops = [g.edges[a, b] for a, b in pairwise(path)]
-                self._paths[src, dst] = (min((h["bw"] for h in hops), default=float("inf")),
-                                         sum(h["lat"] for h in hops))
+        inter = spec.inter_rack_link
+        self._links = {"intra": (spec.intra_rack_link.bytes_per_s, spec.intra_rack_link.latency_s),
+                       "inter": (inter.bytes_per_s, inter.latency_s + spec.inter_rack_latency_s)}
+        self._up: dict[Any, tuple[Any, str] | None] = {"spine": None}  # place → (parent, link kind)
+        for i, rack in enumerate(self.racks):
+            self._up[i], self._up["rack", rack] = (("rack", rack), "intra"), ("spine", "inter")
+        if spec.host_tier is not None:
+            self._links["host"] = (spec.host_tier.link.bytes_per_s, spec.host_tier.link.latency_s)
+            self._up.update({("host", i): (i, "host") for i in range(spec.nodes)})
+        self._by_kinds: dict[tuple[str, ...], tuple[float, float]] = {}
+        self._rack_of = dict(enumerate(self.racks))  # the node-to-node fast path of transfer_s
+        self._same_rack = self._link(("intra", "intra"))
+        self._cross_rack = self._link(("intra", "inter", "inter", "intra"))
+
+    @cached_property
+    def graph(self) -> nx.Graph[Any]:
+        """The places joined by their links (``bw``, ``lat`` on each edge), for inspection."""
+        g: nx.Graph[Any] = nx.Graph()
+        for place, up in self._up.items():
+            if up is not None:
+                bw, lat = self._links[up[1]]
+                g.add_edge(place, up[0], bw=bw, lat=lat)
+        return g
 
     def transfer_s(self, src: Any, dst: Any, tokens: int) -> float:
         """Seconds to move ``tokens`` tokens of KV from ``src`` to ``dst`` (0 when equal)."""
         if src == dst or tokens <= 0:
             return 0.0
-        bw, lat = self._paths[src, dst]
+        rack_of = self._rack_of
+        if src in rack_of and dst in rack_of:
+            bw, lat = self._same_rack if rack_of[src] == rack_of[dst] else self._cross_rack
+        else:
+            bw, lat = self._link(self._path_kinds(src, dst))
         return tokens * self.kv_bytes_per_token / bw + lat
+
+    def _link(self, kinds: tuple[str, ...]) -> tuple[float, float]:
+        """Narrowest bandwidth and summed latency (in path order, as the eager table summed them)."""
+        if (link := self._by_kinds.get(kinds)) is None:
+            link = self._by_kinds[kinds] = (min(self._links[k][0] for k in kinds),
+                                            sum(self._links[k][1] for k in kinds))
+        return link
+
+    def _path_kinds(self, src: Any, dst: Any) -> tuple[str, ...]:
+        """The link kinds from ``src`` up to the lowest common ancestor, then down to ``dst``."""
+        (up_places, up_kinds), (down_places, down_kinds) = self._ascent(src), self._ascent(dst)
+        common = 0  # both ascents end at the spine; drop their shared tail
+        while common < min(len(up_places), len(down_places)) and up_places[-1 - common] == down_places[-1 - common]:
+            common += 1
+        return (*up_kinds[: len(up_places) - common], *reversed(down_kinds[: len(down_places) - common]))
+
+    def _ascent(self, place: Any) -> tuple[list[Any], list[str]]:
+        places, kinds = [place], []
+        while (up := self._up[place]) is not None:  # KeyError for a place not in the cluster
+            place = up[0]
+            places.append(place)
+            kinds.append(up[1])
+        return places, kinds
 
 
 # --------------------------------------------------------------------------- TOML
@@ -269,30 +347,67 @@ _KEYS = {
 
 
 def parse_capacity(value: object, where: str = "kv_capacity_tokens") -> Capacity:
-    """``"unlimited"``, ``"auto"`` or a positive token count (int or its decimal string)."""
+    """``"unlimited"``, ``"auto"`` or a token count in 1 .. ``LIMITS["kv_capacity_tokens"]``
+    (int or its decimal string). Nothing is allocated by capacity, but it reaches the outputs as a
+    64-bit integer, and no host holds 10¹² tokens of KV."""
     if value in ("unlimited", "auto"):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if value > (most := LIMITS["kv_capacity_tokens"]):
+            raise UsageError(f"{where} must be at most {most:,} tokens, not {_shown(value)}")
         return value
-    raise UsageError(f"{where} must be a positive token count, 'auto' or 'unlimited', not {value!r}")
+    raise UsageError(f"{where} must be a positive token count, 'auto' or 'unlimited', not {_shown(value)}")
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
-    """Read a cluster TOML file (see ``docs/cluster.md``); errors name the file and the key."""
+    """Read a cluster TOML file (see ``docs/cluster.md``); errors name the file and the key.
+
+    Every failure is a :class:`TraceFormatError` naming the file (and the line where known),
+    within a second for any file: the file is at most :data:`MAX_CLUSTER_FILE_BYTES`, a line at
+    most :data:`MAX_LINE_DOTS` dots deep (``tomllib`` is quadratic in a key's depth), and nesting
+    too deep for ``tomllib``'s recursion is reported, not raised.
+    """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:  # Python 3.11 puts the position in the message only
-        where = re.search(r" \(at line (\d+), column \d+\)", str(exc))
-        message = str(exc) if where is None else str(exc)[: where.start()] + str(exc)[where.end():]
-        raise TraceFormatError(f"not valid TOML: {message}", path=str(p),
-                               line=None if where is None else int(where.group(1))) from None
+    with p.open("rb") as f:
+        raw = f.read(MAX_CLUSTER_FILE_BYTES + 1)  # /dev/zero is not a cluster file
+    if len(raw) > MAX_CLUSTER_FILE_BYTES:
+        raise TraceFormatError(f"larger than {MAX_CLUSTER_FILE_BYTES:,} bytes: not a cluster file", path=str(p))
+    data = _parse_toml(_decode(raw, str(p)), str(p))
     try:
         return cluster_from_dict(data, default_name=p.stem)
     except UsageError as exc:
         raise TraceFormatError(str(exc), path=str(p)) from None
+
+
+def _decode(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}", path=path,
+                               line=raw.count(b"\n", 0, exc.start) + 1) from None
+
+
+_STRINGS_AND_COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
+
+
+def _parse_toml(text: str, path: str) -> dict[str, Any]:
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.count(".") > MAX_LINE_DOTS and _STRINGS_AND_COMMENTS.sub("", line).count(".") > MAX_LINE_DOTS:
+            raise TraceFormatError(f"nested too deeply: more than {MAX_LINE_DOTS} dots outside strings on one line",
+                                   path=path, line=n)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # Python 3.11 puts the position in the message only
+        where = re.search(r" \(at line (\d+), column \d+\)", str(exc))
+        message = str(exc) if where is None else str(exc)[: where.start()] + str(exc)[where.end():]
+        raise TraceFormatError(f"not valid TOML: {message}", path=path,
+                               line=None if where is None else int(where.group(1))) from None
+    except RecursionError:  # arrays or inline tables nested ~1,000 deep
+        raise TraceFormatError("not valid TOML: arrays or inline tables nested too deeply", path=path) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (int() refuses it)
+        raise TraceFormatError(f"not valid TOML: {str(exc).split(';')[0]}", path=path) from None
 
 
 def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> ClusterSpec:
@@ -303,30 +418,30 @@ def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> Cl
     price = _table(data, "price", {"input_per_mtok", "output_per_mtok"})
     host = _table(data, "host_tier", {"capacity_tokens", "link"})
     spec = ClusterSpec(
-        name=str(data.get("name", default_name)),
+        name=_string(data.get("name", default_name), "name"),
         model=_preset(data.get("model", "llama-3-8b"), MODELS, "model", _model_table),
         gpu=_preset(data.get("gpu", "h100"), GPUS, "gpu", _gpu_table),
-        nodes=_positive(data.get("nodes", 8), "nodes"),
-        tensor_parallel=_positive(data.get("tensor_parallel", 1), "tensor_parallel"),
-        nodes_per_rack=_positive(data.get("nodes_per_rack", 4), "nodes_per_rack"),
+        nodes=_bounded(data.get("nodes", 8), "nodes"),
+        tensor_parallel=_bounded(data.get("tensor_parallel", 1), "tensor_parallel"),
+        nodes_per_rack=_bounded(data.get("nodes_per_rack", 4), "nodes_per_rack"),
         intra_rack_link=_preset(data.get("intra_rack_link", "ib400"), LINKS, "intra_rack_link", _link_table),
         inter_rack_link=_preset(data.get("inter_rack_link", "ib400"), LINKS, "inter_rack_link", _link_table),
         inter_rack_latency_s=_number(data.get("inter_rack_latency_s", 5e-6), "inter_rack_latency_s"),
         kv_capacity_tokens=parse_capacity(data.get("kv_capacity_tokens", "auto")),
         reserve_fraction=_fraction(data.get("reserve_fraction", 0.1), "reserve_fraction"),
         mfu=_fraction(data.get("mfu", 0.5), "mfu"),
-        max_batch=_positive(data.get("max_batch", 256), "max_batch"),
-        cpu_cores=_positive(data.get("cpu_cores", 8), "cpu_cores"),
+        max_batch=_bounded(data.get("max_batch", 256), "max_batch"),
+        cpu_cores=_bounded(data.get("cpu_cores", 8), "cpu_cores"),
         ttl_s=None if cache.get("ttl_s") is None else _number(cache["ttl_s"], "cache.ttl_s"),
         pin_during_tools=_flag(cache.get("pin_during_tools", False), "cache.pin_during_tools"),
         host_tier=None if not host else HostTier(
-            _positive(host.get("capacity_tokens"), "host_tier.capacity_tokens"),
+            _bounded(host.get("capacity_tokens"), "host_tier.capacity_tokens"),
             _preset(host.get("link", "pcie5"), LINKS, "host_tier.link", _link_table)),
         price_input_per_mtok=_number(price.get("input_per_mtok", 3.0), "price.input_per_mtok"),
         price_output_per_mtok=_number(price.get("output_per_mtok", 15.0), "price.output_per_mtok"),
     )
     if "racks" in data:
-        racks = _positive(data["racks"], "racks")
+        racks = _bounded(data["racks"], "racks")
         spec = replace(spec, nodes_per_rack=-(-spec.nodes // racks))
     spec.kv_capacity_tokens_per_node()  # fail now if the weights do not fit
     return spec
@@ -335,7 +450,7 @@ def cluster_from_dict(data: dict[str, Any], default_name: str = "cluster") -> Cl
 def _table(data: dict[str, Any], key: str, known: set[str]) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise UsageError(f"{key} must be a table, not {value!r}")
+        raise UsageError(f"{key} must be a table, not {_shown(value)}")
     unknown = sorted(set(value) - known)
     if unknown:
         raise UsageError(f"[{key}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -345,28 +460,22 @@ def _table(data: dict[str, Any], key: str, known: set[str]) -> dict[str, Any]:
 def _preset(value: object, presets: dict[str, Any], key: str, build: Any) -> Any:
     if isinstance(value, str):
         if value not in presets:
-            raise UsageError(f"unknown {key} {value!r}; presets: {', '.join(sorted(presets))}")
+            raise UsageError(f"unknown {key} {_shown(value)}; presets: {', '.join(sorted(presets))}")
         return presets[value]
     if isinstance(value, dict) and build is not None:
         return build(value, key)
-    raise UsageError(f"{key} must be a preset name or a table, not {value!r}")
+    raise UsageError(f"{key} must be a preset name or a table, not {_shown(value)}")
 
 
 def _spec_table(t: dict[str, Any], key: str, presets: dict[str, Any], cls: type[Any]) -> Any:
-    """A preset with some fields replaced, or a whole spec; numbers checked, names listed."""
+    """A preset with some fields replaced, or a whole spec; every field checked, names listed."""
     base = _preset(t["preset"], presets, f"{key}.preset", None) if "preset" in t else None
     fields = {k: v for k, v in t.items() if k != "preset"}
     known = list(cls.__dataclass_fields__)
     unknown = sorted(set(fields) - set(known))
     if unknown:
         raise UsageError(f"{key}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    for name, value in fields.items():
-        if name == "moe":
-            fields[name] = _flag(value, f"{key}.moe")
-        elif name in ("name", "source"):
-            fields[name] = str(value)
-        else:
-            fields[name] = _number(value, f"{key}.{name}")
+    fields = {name: _FIELDS[name](value, f"{key}.{name}") for name, value in fields.items()}
     if base is not None:
         return replace(base, **fields)
     missing = [f for f in known if f not in fields and cls.__dataclass_fields__[f].default is MISSING]
@@ -380,12 +489,12 @@ def _model_table(t: dict[str, Any], key: str) -> ModelSpec:
     if "kv_heads" in t or "head_dim" in t:
         if not ("kv_heads" in t and "head_dim" in t):
             raise UsageError(f"{key}: kv_heads and head_dim go together (or give kv_dim)")
-        t["kv_dim"] = 2 * _number(t.pop("kv_heads"), f"{key}.kv_heads") * _number(t.pop("head_dim"), f"{key}.head_dim")
+        heads, dim = _count(t.pop("kv_heads"), f"{key}.kv_heads"), _count(t.pop("head_dim"), f"{key}.head_dim")
+        t["kv_dim"] = 2 * heads * dim  # checked against model.kv_dim's bound with the other fields
     if "preset" not in t and "params" in t:
         t.setdefault("active_params", t["params"])
     spec: ModelSpec = _spec_table(t, key, MODELS, ModelSpec)
-    return replace(spec, layers=int(spec.layers), hidden=int(spec.hidden), kv_dim=int(spec.kv_dim),
-                   dtype_bytes=int(spec.dtype_bytes), kv_dtype_bytes=int(spec.kv_dtype_bytes))
+    return spec
 
 
 def _gpu_table(t: dict[str, Any], key: str) -> GpuSpec:
@@ -394,33 +503,78 @@ def _gpu_table(t: dict[str, Any], key: str) -> GpuSpec:
 
 
 def _link_table(t: dict[str, Any], key: str) -> LinkSpec:
-    spec: LinkSpec = _spec_table({"name": key, **t} if "preset" not in t else t, key, LINKS, LinkSpec)
+    spec: LinkSpec = _spec_table({"name": key, "latency_s": 0, **t} if "preset" not in t else t, key, LINKS, LinkSpec)
     return spec
 
 
 def _flag(value: object, key: str) -> bool:
     if not isinstance(value, bool):
-        raise UsageError(f"{key} must be true or false, not {value!r}")
+        raise UsageError(f"{key} must be true or false, not {_shown(value)}")
+    return value
+
+
+def _string(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise UsageError(f"{key} must be a string, not {_shown(value)}")
     return value
 
 
 def _number(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise UsageError(f"{key} must be a non-negative number, not {value!r}")
+    """A finite number within :data:`RANGES` (TOML also writes ``nan``, ``inf``, ``+inf``, ``-inf``)."""
+    low, high = RANGES.get(key.rpartition(".")[2], (0, math.inf))
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < math.inf:
+        raise UsageError(f"{key} must be a finite number >= {low:g}, not {_shown(value)}")
+    if value > high:
+        raise UsageError(f"{key} must be at most {high:g}, not {_shown(value)}")
     return float(value)
 
 
-def _positive(value: object, key: str) -> int:
+def _positive(value: object, key: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UsageError(f"{key} must be a positive integer, not {value!r}")
+        raise UsageError(f"{key} must be a positive integer, not {_shown(value)}")
+    if most is not None and value > most:
+        raise UsageError(f"{key} must be at most {most:,}, not {_shown(value)}")
     return value
+
+
+def _bounded(value: object, key: str) -> int:
+    """A positive TOML integer within its bound in :data:`LIMITS`."""
+    return _positive(value, key, most=LIMITS[key])
+
+
+def _count(value: object, key: str) -> int:
+    """A model shape: a positive integer within :data:`LIMITS` (``80.0`` and ``1e3`` are allowed)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _positive(value, key, most=LIMITS[f"model.{key.rpartition('.')[2]}"])
 
 
 def _fraction(value: object, key: str) -> float:
     f = _number(value, key)
-    low_ok = f >= 0 if key == "reserve_fraction" else f > 0
-    high_ok = f < 1 if key == "reserve_fraction" else f <= 1
-    if not (low_ok and high_ok):
-        span = "[0, 1)" if key == "reserve_fraction" else "(0, 1]"
-        raise UsageError(f"{key} must be within {span}, not {value!r}")
+    if key == "reserve_fraction" and not f < 1:
+        raise UsageError(f"reserve_fraction must be within [0, 1), not {_shown(value)}")
     return f
+
+
+_FIELDS: dict[str, Callable[[object, str], object]] = {
+    "name": _string, "source": _string, "moe": _flag,
+    "layers": _count, "hidden": _count, "kv_dim": _count, "dtype_bytes": _count, "kv_dtype_bytes": _count,
+    "params": _number, "active_params": _number, "hbm_bytes": _number, "latency_s": _number,
+    "hbm_bytes_per_s": _number, "peak_bf16_flops": _number, "peak_fp8_flops": _number, "bytes_per_s": _number,
+}
+"""How each field of a model, GPU or link table is checked."""
+
+
+class _Shown(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() refuses an int of more than 4,300 digits; TOML's 0x... form has no such limit
+        return f"<a {x.bit_length()}-bit integer>" if x.bit_length() > 128 else super().repr_int(x, level)
+
+
+_SHOWN = _Shown()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 60, 60
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error line: short, and safe for values nested thousands deep."""
+    return _SHOWN.repr(value)

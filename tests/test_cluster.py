@@ -134,7 +134,7 @@ def test_toml_tables_build_custom_parts(tmp_path: Path) -> None:
     ('gpu = "a100"\n', "unknown gpu 'a100'; presets: b200, h100, h200"),
     ("nodez = 4\n", "unknown key(s) nodez"),
     ('kv_capacity_tokens = "lots"\n', "kv_capacity_tokens must be a positive token count, 'auto' or 'unlimited'"),
-    ("mfu = 1.5\n", "mfu must be within (0, 1], not 1.5"),
+    ("mfu = 1.5\n", "mfu must be at most 1, not 1.5"),
     ('model = "llama-3-70b"\n', "do not fit"),
     ("cache = 3\n", "cache must be a table"),
 ])
@@ -167,7 +167,7 @@ def test_command_line_overrides() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("model = { kv_heads = 8 }\n", "model: kv_heads and head_dim go together"),
-    ('model = { preset = "llama-3-8b", layers = "many" }\n', "model.layers must be a non-negative number, not 'many'"),
+    ('model = { preset = "llama-3-8b", layers = "many" }\n', "model.layers must be a positive integer, not 'many'"),
     ("model = { layers = 2 }\n", "model: missing field(s) name, hidden, kv_dim, params"),
     ('gpu = { preset = "h100", hbm = 1 }\n', "gpu: unknown field(s) hbm"),
     ("[cache]\nttl = 5\n", "[cache]: unknown key(s) ttl; known: pin_during_tools, ttl_s"),
