@@ -1,7 +1,8 @@
 """The ``agentgraph`` command line.
 
 Exit codes: 0 ok, 1 gate regression, 2 bad input or usage, 3 internal error. Every command has
-``--help``; ``--json`` prints one machine-readable object on stdout. Only this module writes files.
+``--help``; ``--json`` prints one machine-readable object on stdout. Errors are one line,
+``error: ...``. Every file is written through :mod:`agentgraph.outputs`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +22,7 @@ from agentgraph import traceio
 from agentgraph.costs import BACKENDS, DEFAULT_BACKEND, DPU_CHECKS_PER_S, REPEATS
 from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
 from agentgraph.model import Hop, Trace
+from agentgraph.outputs import open_output, write_output
 from agentgraph.sources import FORMATS, iter_import, merge
 
 _T = TypeVar("_T")
@@ -44,17 +45,30 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Commands] = ())
     try:
         result: int = args.run(args)
         return result
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error
+    except BrokenPipeError as exc:
+        if exc.filename is not None:  # an output file's reader (a FIFO, a socket) went away
+            print(f"error: {error_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        # stdout's reader went away (e.g. `| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (AgentgraphError, OSError) as exc:
-        print(f"agentgraph: error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception:  # an internal bug: say so, with the traceback for the report
         traceback.print_exc()
         print("agentgraph: internal error (a bug; please report it with the traceback above)",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def error_line(exc: BaseException) -> str:
+    """An error as one line: an OSError as ``FILE: reason`` (never errno and repr), others as their text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.splitlines())
 
 
 def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
@@ -110,10 +124,16 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
                          "record until interrupted. API keys and auth headers are never written.")
     rec.add_argument("--upstream", required=True, metavar="URL", help="where to forward, e.g. https://api.anthropic.com")
     rec.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    rec.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    rec.add_argument("--port", type=int_range(0, 65535), default=0, help="port to listen on (default: any free one)")
     rec.add_argument("-o", "--output", required=True, metavar="FILE", help="agentgraph.record file (appended to)")
     rec.add_argument("--redact", action="store_true",
                      help="store unit hashes and sizes instead of content (imports to the same blocks)")
+    rec.add_argument("--max-record-bytes", type=non_negative_int, metavar="BYTES",
+                     help="keep at most BYTES of one call's body for its record, which is then marked "
+                     "truncated (default 64 MiB); the client still gets every byte")
+    rec.add_argument("--max-inflight-bytes", type=positive_int, metavar="BYTES",
+                     help="request bodies of all calls in flight together; past it a new one gets a 413 "
+                     "(default 512 MiB)")
     rec.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                      help="the program to run against the proxy")
     rec.set_defaults(run=_cmd_record)
@@ -124,7 +144,7 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
                          "interrupted. Point a client at it with ANTHROPIC_BASE_URL.")
     emu.add_argument("--script", required=True, metavar="FILE")
     emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8787, help="0 = any free port (default 8787)")
+    emu.add_argument("--port", type=int_range(0, 65535), default=8787, help="0 = any free port (default 8787)")
     emu.add_argument("--time-scale", type=float, default=1.0, metavar="X",
                      help="run the cache clock X times faster (e.g. 100: 3 s of pause = 5 min of TTL)")
     emu.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
@@ -163,21 +183,33 @@ def _version() -> str:
 
 
 def positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "a positive integer")
+    return _int_in(text, 1, None, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    return _int_at_least(text, 0, "an integer >= 0")
+    return _int_in(text, 0, None, "an integer >= 0")
 
 
-def _int_at_least(text: str, low: int, what: str) -> int:
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer in ``low..high`` (the bounds are documented in docs/cli.md)."""
+    def convert(text: str) -> int:
+        return _int_in(text, low, high, f"an integer in {low}..{high}")
+    return convert
+
+
+def _int_in(text: str, low: int, high: int | None, what: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    except ValueError:  # also for more than 4,300 digits
+        raise argparse.ArgumentTypeError(f"expected {what}, got {_shown(repr(text))}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {_shown(text.strip())}")
     return value
+
+
+def _shown(text: str, most: int = 42) -> str:
+    """``text`` for an error line, cut to ``most`` characters."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
 
 
 def positive_float(text: str) -> float:
@@ -200,17 +232,6 @@ def _finite_float(text: str, what: str, *, zero_ok: bool) -> float:
     return value
 
 
-def writable(option: str, path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write(path)`` (parent folders created); an OSError becomes a UsageError naming ``option``."""
-    out = Path(path)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write(out)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
-    return out
-
-
 def argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     """``parse`` as an argparse ``type=``: its :class:`UsageError` becomes argparse's usage error."""
 
@@ -230,37 +251,31 @@ def _cmd_import(args: argparse.Namespace) -> int:
     issues: list[ImportIssue] = []
     out = Path(args.output)
     totals: dict[str, int] = {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
-                                measure_cpu=args.measure_cpu)
-            meta: dict[str, Any] = {}
-            if args.measure_cpu:
-                from agentgraph.costs import ValidationBackend, measure_cpu
+    with open_output(out) as f:  # opened first: an unusable -o fails before the import's work
+        parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
+                            measure_cpu=args.measure_cpu)
+        meta: dict[str, Any] = {}
+        if args.measure_cpu:
+            from agentgraph.costs import ValidationBackend, measure_cpu
 
-                backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
-                parts = (measure_cpu(part, backend) for part in parts)
-                meta = backend.meta()
-            if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
-                from agentgraph.sources.mooncake import write_agentic_mooncake
+            backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
+            parts = (measure_cpu(part, backend) for part in parts)
+            meta = backend.meta()
+        if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
+            from agentgraph.sources.mooncake import write_agentic_mooncake
 
-                whole = merge(list(parts))
-                _accumulate(totals, whole.summary())
-                write_agentic_mooncake(whole, f)
-            else:
-                writer = traceio.TraceWriter(f, meta)
-                for part in parts:  # streams: one session in memory at a time
-                    writer.add(part)
-                    _accumulate(totals, part.summary())
-                writer.close()
+            whole = merge(list(parts))
+            _accumulate(totals, whole.summary())
+            write_agentic_mooncake(whole, f)
+        else:
+            writer = traceio.TraceWriter(f, meta)
+            for part in parts:  # streams: one session in memory at a time
+                writer.add(part)
+                _accumulate(totals, part.summary())
+            writer.close()
         _report_issues(issues)
-        if not totals.get("llm_hops"):
+        if not totals.get("llm_hops"):  # raised inside: a file being replaced is left as it was
             raise NothingImportedError(f"no usable hop found in {', '.join(args.sources)}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     if args.json:
         print_json({**totals, "output": str(out), "warnings": len(issues),
                      "issues": [str(i) for i in issues]})
@@ -368,11 +383,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
     import subprocess
     import threading
 
-    from agentgraph.record import RecordingProxy
+    from agentgraph.record import DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_RECORD_BYTES, RecordingProxy, Upstream
 
+    try:  # a bad URL fails here, before the command starts; the message never shows credentials
+        upstream = Upstream.parse(args.upstream)
+    except UsageError as exc:
+        raise UsageError(f"--upstream: {exc}") from None
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with RecordingProxy(args.upstream, args.output, host=args.host, port=args.port, redact=args.redact) as proxy:
-        print(f"recording {proxy.url} -> {args.upstream} into {args.output}", file=sys.stderr, flush=True)
+    proxy = RecordingProxy(
+        upstream, args.output, host=args.host, port=args.port, redact=args.redact,
+        max_record_bytes=DEFAULT_MAX_RECORD_BYTES if args.max_record_bytes is None else args.max_record_bytes,
+        max_inflight_bytes=args.max_inflight_bytes or DEFAULT_MAX_INFLIGHT_BYTES)
+    with proxy:
+        print(f"recording {proxy.url} -> {upstream.url} into {args.output}", file=sys.stderr, flush=True)
         if command:
             env = {**os.environ, "ANTHROPIC_BASE_URL": proxy.url}
             child = subprocess.Popen(command, env=env)
@@ -389,7 +412,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
                 signal.signal(sig, lambda *_: stop.set())
             stop.wait()
             status = EXIT_OK
-    print(f"recorded {proxy.writer.count} call(s) into {args.output}", file=sys.stderr)
+    others = f" and {proxy.other_requests} other request(s)" if proxy.other_requests else ""
+    print(f"recorded {proxy.calls} call(s){others} into {args.output}", file=sys.stderr)
     return status
 
 
@@ -420,7 +444,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     }
     text = renderers[args.format](trace)
     if args.output:
-        Path(args.output).write_text(text)
+        write_output(args.output, text)
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -1,23 +1,30 @@
 """The recording proxy: forwards Anthropic Messages API calls and appends one record per call.
 
 Streaming responses pass through chunk by chunk, unchanged (bytes, status, headers that matter);
-a copy of the stream is parsed on the side to reassemble the message. Records are appended to
-an ``agentgraph.record`` JSONL file and flushed per call, so a killed proxy leaves every complete
-call readable. API keys, authorization headers and cookies are never written: only the
-headers in :data:`RECORDED_REQUEST_HEADERS` / :data:`RECORDED_RESPONSE_HEADERS` are.
-See ``docs/recording.md``.
+a copy of the stream is parsed on the side to reassemble the message, up to a bounded size. Each
+call becomes one typed :class:`CallRecord`, made in one place, passed through :func:`scrub` (the
+one chokepoint every record goes through on its way out) and handed to a :class:`RecordSink`:
+a :class:`FileSink` appends ``agentgraph.record`` JSONL flushed per call, a :class:`MemorySink`
+keeps records in a list. See ``docs/recording.md`` for the secret policy and the limits.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import re
+import sys
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import orjson
 from aiohttp import (
@@ -30,44 +37,448 @@ from aiohttp import (
     web,
 )
 from multidict import CIMultiDict
+from yarl import URL
 
+from agentgraph.errors import UsageError
 from agentgraph.serving import BackgroundApp
 from agentgraph.units import request_units
 
 __all__ = [
+    "DEFAULT_MAX_INFLIGHT_BYTES",
+    "DEFAULT_MAX_RECORD_BYTES",
     "FORMAT",
+    "KEPT_QUERY_VALUES",
+    "MAX_BODY_BYTES",
+    "MESSAGES_PATHS",
+    "MIN_ECHO_CHARS",
+    "MIN_SECRET_CHARS",
     "RECORDED_REQUEST_HEADERS",
     "RECORDED_RESPONSE_HEADERS",
+    "REMOVED",
+    "SECRET_KEY",
     "VERSION",
-    "RecordWriter",
+    "CallRecord",
+    "FileSink",
+    "MemorySink",
+    "RecordKind",
+    "RecordSink",
     "RecordingProxy",
     "SSEAssembler",
+    "Upstream",
+    "normalized_path",
     "redact",
+    "request_secrets",
+    "scrub",
+    "scrub_path",
     "text_hash",
 ]
 
 FORMAT = "agentgraph.record"
-VERSION = 1
+VERSION = 2
+"""2 adds ``truncated``, records of kind ``request`` and scrubbed query values; every version-1
+field keeps its meaning, so version-1 files import as before."""
 RECORDED_REQUEST_HEADERS = frozenset({
     "anthropic-version", "anthropic-beta", "x-claude-code-session-id", "x-claude-code-agent-id",
     "x-app", "user-agent", "content-type",
 })
 RECORDED_RESPONSE_HEADERS = frozenset({"request-id", "retry-after", "content-type", "x-should-retry"})
+MESSAGES_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+"""Normalized paths of the calls recorded as kind ``call``; every other path is kind ``request``."""
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
+"""Of one call's body (inflated), at most this much is kept for the record; the rest only passes."""
+DEFAULT_MAX_INFLIGHT_BYTES = 512 * 1024 * 1024
+"""Request bodies of all calls in flight together; past it a new body gets a 413."""
+MAX_BODY_BYTES = 256 * 1024 * 1024
+"""One request body."""
+SECRET_KEY = re.compile(r"authorization|authorization[-_]?token|x-api-key|api[-_]?key|access[-_]?token"
+                        r"|refresh[-_]?token|token|client[-_]?secret|secret|password", re.IGNORECASE)
+"""Body field names whose values are credentials, matched whole (``fullmatch``, any case); a header
+name containing one (``search``: ``x-goog-api-key``) marks its value as a credential too."""
+KEPT_QUERY_VALUES = frozenset({"beta"})
+"""Query parameters whose value a record's ``path`` keeps; every other value is replaced."""
+REMOVED = "<removed>"
+MIN_SECRET_CHARS = 16
+"""Known secret values this long are cut out of every recorded string; shorter ones would
+rewrite ordinary prompt text (and so block hashes)."""
+MIN_ECHO_CHARS = 4
+"""In what a failed call sent back (error bodies, error events), known secrets this long are cut out."""
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 })
 _HOP_BY_HOP_RESPONSE = _HOP_BY_HOP - {"content-length"}  # the body passes unchanged: its length holds
-MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
-def _recorded(headers: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
-    out = {}
+# --------------------------------------------------------------------------- the record
+
+
+class RecordKind(StrEnum):
+    """A Messages API call (``count_tokens`` included), or any other request the proxy forwarded."""
+
+    CALL = "call"
+    REQUEST = "request"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One forwarded request and what came back, as written (one JSON line, fields in this order).
+
+    Examples
+    --------
+    >>> rec = CallRecord(seq=1, method="POST", path="/v1/messages", t_request_s=1.0, status=200)
+    >>> CallRecord.from_json(rec.to_json()) == rec
+    True
+    """
+
+    seq: int
+    method: str
+    path: str
+    t_request_s: float
+    kind: RecordKind = RecordKind.CALL
+    request_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    request: Any = None
+    status: int | None = None
+    response_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    response: Any = None
+    events: int | None = None
+    stream_error: Any = None
+    error: str | None = None
+    client_error: str | None = None
+    record_error: str | None = None
+    truncated: bool = False
+    t_first_byte_s: float | None = None
+    t_last_byte_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as its JSON object: ``kind`` first, then every field."""
+        out: dict[str, Any] = {"kind": str(self.kind)}
+        for f in dataclasses.fields(self):
+            if f.name != "kind":
+                value = getattr(self, f.name)
+                out[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> CallRecord:
+        """Read a record (version 1 or 2); a field of the wrong type raises ``ValueError`` naming it."""
+        headers = obj.get("request_headers")
+        if not isinstance(headers, dict):
+            raise ValueError("missing request headers")
+        return cls(
+            seq=_typed(obj, "seq", int, 0), method=_typed(obj, "method", str, ""),
+            path=_typed(obj, "path", str, ""), t_request_s=_number(obj, "t_request_s", required=True),
+            kind=RecordKind(_typed(obj, "kind", str, "call")), request_headers=headers,
+            request=obj.get("request"), status=_typed(obj, "status", int, None),
+            response_headers=_typed(obj, "response_headers", dict, {}), response=obj.get("response"),
+            events=_typed(obj, "events", int, None), stream_error=obj.get("stream_error"),
+            error=_text(obj, "error"), client_error=_text(obj, "client_error"),
+            record_error=_text(obj, "record_error"), truncated=obj.get("truncated") is True,
+            t_first_byte_s=_number(obj, "t_first_byte_s"), t_last_byte_s=_number(obj, "t_last_byte_s"))
+
+
+def _typed(obj: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = obj.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{name} is not of type {kind.__name__}")
+    return value
+
+
+def _number(obj: Mapping[str, Any], name: str, *, required: bool = False) -> Any:
+    value = obj.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} is not a number")
+    return float(value)
+
+
+def _text(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return None if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class RecordSink(Protocol):
+    """Where records go. ``write`` is called from the proxy's event loop thread, once per call;
+    a sink that raises loses that record only (the proxy reports the first failure and goes on)."""
+
+    def open(self) -> None: ...
+
+    def write(self, record: CallRecord) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """Appends records to an ``agentgraph.record`` file, one JSON line each, flushed per record.
+
+    A new file starts with the header line; a file ending in a torn line (a proxy killed while
+    writing) gets a newline first, so the next record survives.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        self._file = open(self.path, "ab+")  # noqa: SIM115 - kept open for the proxy's lifetime
+        if self._file.tell() == 0:
+            self._line(orjson.dumps({"format": FORMAT, "version": VERSION}))
+            return
+        self._file.seek(-1, 2)
+        if self._file.read(1) != b"\n":  # a torn last line (killed mid-write): keep it apart
+            self._line(b"")
+
+    def write(self, record: CallRecord) -> None:
+        self._line(orjson.dumps(record.to_json()))
+
+    def _line(self, data: bytes) -> None:
+        with self._lock:
+            assert self._file is not None, "FileSink.open() first"
+            self._file.write(data + b"\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class MemorySink:
+    """Keeps every record in :attr:`records`: for tests and programs that embed the proxy."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+
+    def open(self) -> None:
+        pass
+
+    def write(self, record: CallRecord) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the proxy forwards: the URL without credentials, and the credentials apart.
+
+    Credentials in the URL (``http://user:password@host``) are sent as Basic auth when the client
+    sends no ``Authorization`` of its own; they are never printed nor recorded.
+
+    Examples
+    --------
+    >>> up = Upstream.parse("https://user:pw-0123456789abcdef@gateway.example/anthropic/")
+    >>> up.url, up.user
+    ('https://gateway.example/anthropic', 'user')
+    >>> Upstream.parse("notaurl")
+    Traceback (most recent call last):
+    ...
+    agentgraph.errors.UsageError: expected an http:// or https:// URL with a host, got 'notaurl'
+    """
+
+    url: str
+    user: str | None = dataclasses.field(default=None, repr=False)  # a repr must not show them
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Upstream:
+        """Raises :class:`UsageError` (never naming the credentials) unless ``text`` is an http(s) URL."""
+        shown = re.sub(r"//[^/?#]*@", "//", re.sub(r"[?#].*", "?...", text, flags=re.DOTALL))  # no credentials
+        try:
+            url = URL(text)
+            url.port  # noqa: B018 - an out-of-range port raises here
+        except (ValueError, TypeError):
+            raise UsageError(f"expected an http:// or https:// URL with a host, got {shown!r}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise UsageError(f"expected an http:// or https:// URL with a host, got {shown!r}")
+        if url.query_string or url.fragment:
+            raise UsageError(f"expected a URL without query or fragment, got {shown!r}")
+        return cls(str(url.with_user(None)).rstrip("/"), url.user, url.password)
+
+    def authorization(self) -> str | None:
+        """The ``Authorization`` header the URL's credentials make, if it has any."""
+        return None if self.user is None else f"Basic {self._basic()}"
+
+    def secrets(self) -> frozenset[str]:
+        """The credential strings to keep out of records: user, password, their Basic form."""
+        if self.user is None:
+            return frozenset()
+        return frozenset(s for s in (self.user, self.password, self._basic()) if s)
+
+    def _basic(self) -> str:
+        return base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()
+
+
+# --------------------------------------------------------------------------- scrubbing
+
+
+def scrub(record: CallRecord, secrets: Iterable[str] = ()) -> CallRecord:
+    """The record as it may be written: the chokepoint every record passes on its way to a sink.
+
+    * ``path``: query values replaced by :data:`REMOVED` except :data:`KEPT_QUERY_VALUES`;
+    * ``request``: fields whose whole name matches :data:`SECRET_KEY` (any case, any depth)
+      replaced, values of ``headers`` maps replaced, ``url`` fields without ``user:pass@`` and
+      credential query values; never inside ``tools[].input_schema`` or tool-call ``input``;
+    * every string of the record (keys too): ``secrets`` (the request's own credentials) and the
+      values removed above, when at least :data:`MIN_SECRET_CHARS` long, cut out as substrings;
+      in what a failed call sent back, those at least :data:`MIN_ECHO_CHARS` long.
+
+    Examples
+    --------
+    >>> rec = CallRecord(seq=1, method="POST", path="/v1/messages?beta=true&key=k1", t_request_s=0.0,
+    ...                  request={"max_tokens": 5, "api_key": "k2"}, status=401,
+    ...                  response={"error": {"message": "bad key sk-secret"}})
+    >>> clean = scrub(rec, ["sk-secret"])
+    >>> clean.path, clean.request, clean.response
+    ('/v1/messages?beta=true&key=<removed>', {'max_tokens': 5, 'api_key': '<removed>'}, \
+{'error': {'message': 'bad key <removed>'}})
+    """
+    found: set[str] = set(secrets)
+    request = _scrub_fields(record.request, found, top=True)
+    long = _Cutter(s for s in found if len(s) >= MIN_SECRET_CHARS)
+    echo = _Cutter(s for s in found if len(s) >= MIN_ECHO_CHARS)
+    failed = record.status is None or not 200 <= record.status < 300
+    return replace(
+        record, path=long(scrub_path(record.path)), request_headers=long(record.request_headers),
+        request=long(request), response_headers=long(record.response_headers),
+        response=(echo if failed else long)(record.response), stream_error=echo(record.stream_error),
+        error=echo(record.error), client_error=echo(record.client_error),
+        record_error=echo(record.record_error))
+
+
+def scrub_path(path: str) -> str:
+    """``path`` with every query value replaced by :data:`REMOVED` but those of :data:`KEPT_QUERY_VALUES`.
+
+    >>> scrub_path("/v1/messages?beta=true&api_key=sk-1&flag")
+    '/v1/messages?beta=true&api_key=<removed>&flag'
+    """
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    return f"{base}?{_scrub_query(query, lambda name: name not in KEPT_QUERY_VALUES)}"
+
+
+def request_secrets(headers: Mapping[str, str], query: Iterable[tuple[str, str]] = (),
+                    upstream: Upstream | None = None) -> frozenset[str]:
+    """The credential values a request carries: headers whose name contains a :data:`SECRET_KEY`
+    word (``x-api-key``, ``proxy-authorization``, ``x-goog-api-key`` ...), with and without their
+    scheme word (``Bearer``), credential query parameters, the upstream URL's user and password.
+
+    >>> sorted(request_secrets({"x-api-key": "k1", "authorization": "Bearer t1", "x-app": "cli"}))
+    ['Bearer t1', 'k1', 't1']
+    """
+    out = set(upstream.secrets()) if upstream is not None else set()
     for name, value in headers.items():
-        low = name.lower()
-        if low in allowed or low.startswith("anthropic-ratelimit-"):
-            out[low] = value
+        if SECRET_KEY.search(name):
+            out.add(value)
+            out.add(value.partition(" ")[2].strip())
+    out.update(value for name, value in query if _credential_name(name))
+    return frozenset(s for s in out if s)
+
+
+def _credential_name(name: str) -> bool:
+    return bool(SECRET_KEY.fullmatch(name)) or name.lower() == "key"
+
+
+def _scrub_query(query: str, replaced: Callable[[str], bool], found: set[str] | None = None) -> str:
+    parts = []
+    for part in query.split("&"):
+        name, eq, value = part.partition("=")
+        if eq and replaced(unquote_plus(name)):
+            if found is not None:
+                found.add(unquote_plus(value))
+            part = f"{name}={REMOVED}"
+        parts.append(part)
+    return "&".join(parts)
+
+
+def _scrub_fields(value: Any, found: set[str], keep: frozenset[str] = frozenset(), top: bool = False) -> Any:
+    """Credential fields of a request body replaced (their string values added to ``found``)."""
+    if isinstance(value, list):
+        return [_scrub_fields(v, found) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if isinstance(value.get("type"), str) and value["type"].endswith("tool_use"):
+        keep = keep | {"input"}  # what the model passed to a tool is content, not configuration
+    out: dict[str, Any] = {}
+    for name, v in value.items():
+        low = name.lower() if isinstance(name, str) else ""
+        if name in keep:
+            out[name] = v
+        elif SECRET_KEY.fullmatch(low):
+            _strings(v, found)
+            out[name] = REMOVED
+        elif low == "headers" and isinstance(v, dict):  # e.g. an MCP server's: every value goes
+            _strings({k: x for k, x in v.items() if SECRET_KEY.search(str(k))}, found)
+            out[name] = dict.fromkeys(v, REMOVED)
+        elif (low == "url" or low.endswith("_url")) and isinstance(v, str):
+            out[name] = _scrub_url(v, found)
+        elif top and name == "tools" and isinstance(v, list):
+            out[name] = [_scrub_fields(t, found, frozenset({"input_schema"})) for t in v]
+        else:
+            out[name] = _scrub_fields(v, found)
     return out
+
+
+def _scrub_url(text: str, found: set[str]) -> str:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        found.update(unquote(s) for s in userinfo.split(":", 1))
+    query = _scrub_query(query, _credential_name, found) if query else query
+    if (netloc, query) == (parts.netloc, parts.query):
+        return text
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _strings(value: Any, found: set[str]) -> None:
+    if isinstance(value, str):
+        found.add(value)
+        found.add(value.partition(" ")[2].strip())  # "Bearer <token>"
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, found)
+
+
+class _Cutter:
+    """Cuts known secrets out of every string of a JSON value (keys included), longest first."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=lambda s: (-len(s), s))
+
+    def __call__(self, value: Any) -> Any:
+        if not self.secrets:
+            return value
+        return self._cut(value)
+
+    def _cut(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, REMOVED)
+            return value
+        if isinstance(value, Mapping):
+            return {self._cut(k): self._cut(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._cut(v) for v in value]
+        return value
 
 
 class SSEAssembler:
@@ -78,6 +489,7 @@ class SSEAssembler:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._scanned = 0
         self._event: str | None = None
         self.message: dict[str, Any] | None = None
         self.error: Any = None
@@ -86,11 +498,12 @@ class SSEAssembler:
 
     def feed(self, chunk: bytes) -> None:
         self._buffer += chunk
-        start = 0
-        while (end := self._buffer.find(b"\n", start)) >= 0:
+        start, scan = 0, self._scanned  # bytes before `scan` hold no newline: a long line is scanned once
+        while (end := self._buffer.find(b"\n", scan)) >= 0:
             self._line(bytes(self._buffer[start:end]).rstrip(b"\r"))
-            start = end + 1
+            start = scan = end + 1
         del self._buffer[:start]
+        self._scanned = len(self._buffer)
 
     def close(self) -> None:
         """Join what unfinished blocks received (a stream cut before content_block_stop)."""
@@ -156,62 +569,160 @@ class SSEAssembler:
                 blocks[index]["input_json_invalid"] = joined
 
 
-class RecordWriter:
-    """Appends records to a file, one JSON line each, flushed per record, thread-safe.
 
-    A failure to write is reported once on stderr and then ignored: recording never breaks the
-    session it records.
+# --------------------------------------------------------------------------- the proxy
+
+
+def normalized_path(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986), as the upstream gets it.
+
+    >>> normalized_path("/v1/messages/../../admin"), normalized_path("/v1/messages/./count_tokens")
+    ('/admin', '/v1/messages/count_tokens')
     """
+    segments = path.removeprefix("/").split("/")
+    out: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._file: IO[bytes] | None = None
-        self._lock = threading.Lock()
-        self.count = 0
-        self.failed = False
 
-    def open(self) -> None:
-        self._file = open(self.path, "ab+")  # noqa: SIM115 - kept open for the proxy's lifetime
-        if self._file.tell() == 0:
-            self._write({"format": FORMAT, "version": VERSION})
+def _recorded(headers: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
+    out = {}
+    for name, value in headers.items():
+        low = name.lower()
+        if low in allowed or low.startswith("anthropic-ratelimit-"):
+            out[low] = value
+    return out
+
+
+_INFLATE_STEP = 1 << 20
+
+
+class _Tap:
+    """Reads a copy of the response on the side, at most ``limit`` bytes of it once inflated: past
+    that the call is marked truncated and the rest only passes by. Its failures cost only the record."""
+
+    def __init__(self, headers: Mapping[str, str], limit: int) -> None:
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        self.sse = SSEAssembler() if "text/event-stream" in headers.get("content-type", "") else None
+        self.raw: bytearray | None = bytearray() if self.sse is None else None
+        self.inflate = zlib.decompressobj(31) if encoding == "gzip" else None
+        self.room = limit
+        self.truncated = False
+        self.error: str | None = None
+        if encoding not in ("identity", "gzip"):
+            self._fail(f"content-encoding {encoding!r} is not decoded")
+
+    def feed(self, chunk: bytes) -> None:
+        if self.truncated or (self.sse is None and self.raw is None):
             return
-        self._file.seek(-1, 2)
-        if self._file.read(1) != b"\n":  # a torn last line (killed mid-write): keep it apart
-            self._file.write(b"\n")
-            self._file.flush()
+        try:
+            if self.inflate is None:
+                self._take(chunk)
+                return
+            while self.inflate is not None:  # a gzip bomb inflates one bounded step at a time
+                plain = self.inflate.decompress(chunk, _INFLATE_STEP)
+                chunk = self.inflate.unconsumed_tail
+                self._take(plain)
+                if not chunk and len(plain) < _INFLATE_STEP:
+                    break
+        except Exception as exc:  # any parsing failure only costs the record
+            self._fail(f"could not parse the response: {type(exc).__name__}: {exc}")
 
-    def append(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            try:
-                self._write(record)
-                self.count += 1
-            except OSError as exc:
-                if not self.failed:
-                    import sys
+    def _take(self, plain: bytes) -> None:
+        if len(plain) > self.room:
+            plain, self.truncated, self.inflate = plain[: self.room], True, None
+        self.room -= len(plain)
+        if self.sse is not None:
+            self.sse.feed(plain)
+        elif self.raw is not None:
+            self.raw += plain
 
-                    print(f"agentgraph record: cannot write {self.path}: {exc}", file=sys.stderr)
-                self.failed = True
+    def body(self) -> Any:
+        """The JSON body read (None when truncated: a cut JSON text does not parse)."""
+        return None if self.raw is None or self.truncated else _json_or_none(self.raw)
 
-    def _write(self, record: dict[str, Any]) -> None:
-        assert self._file is not None, "RecordWriter.open() first"
-        self._file.write(orjson.dumps(record) + b"\n")
-        self._file.flush()
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        self.sse = self.inflate = None
+        self.raw = None
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+
+class _Call:
+    """One call as the proxy sees it go by; :meth:`record` is the one place a CallRecord is made."""
+
+    def __init__(self, seq: int, request: web.Request, upstream: Upstream) -> None:
+        self.seq, self.method, self.t_request_s = seq, request.method, time.time()
+        path, query = normalized_path(request.path), request.raw_path.partition("?")[2]
+        self.path = f"{path}?{query}" if query else path
+        self.kind = RecordKind.CALL if path in MESSAGES_PATHS else RecordKind.REQUEST
+        self.request_headers = _recorded(request.headers, RECORDED_REQUEST_HEADERS)
+        self.secrets = request_secrets(request.headers, request.query.items(), upstream)
+        self.held_bytes = 0  # of the in-flight budget
+        self.request: Any = None
+        self.request_truncated = False
+        self.status: int | None = None
+        self.response_headers: dict[str, str] = {}
+        self.tap: _Tap | None = None
+        self.error: str | None = None
+        self.client_error: str | None = None
+        self.t_first_byte_s: float | None = None
+        self.t_last_byte_s: float | None = None
+
+    def take_request(self, body: bytearray, limit: int) -> None:
+        if len(body) > limit:
+            self.request, self.request_truncated = {"unparsed_bytes": len(body)}, True
+        else:
+            self.request = _json_or_none(body)
+
+    def record(self) -> CallRecord:
+        tap = self.tap
+        sse = tap.sse if tap is not None else None
+        if sse is not None:
+            sse.close()
+        return CallRecord(
+            seq=self.seq, method=self.method, path=self.path, t_request_s=self.t_request_s, kind=self.kind,
+            request_headers=self.request_headers, request=self.request, status=self.status,
+            response_headers=self.response_headers,
+            response=sse.message if sse is not None else tap.body() if tap is not None else None,
+            events=sse.events if sse is not None else None, stream_error=sse.error if sse is not None else None,
+            error=self.error, client_error=self.client_error, record_error=tap.error if tap is not None else None,
+            truncated=self.request_truncated or (tap is not None and tap.truncated),
+            t_first_byte_s=self.t_first_byte_s, t_last_byte_s=self.t_last_byte_s)
 
 
 class RecordingProxy:
-    """The proxy, served from a background thread: ``with RecordingProxy(upstream, out) as p``."""
+    """The proxy, served from a background thread: ``with RecordingProxy(upstream, out) as p``.
 
-    def __init__(self, upstream: str, out: str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                 read_timeout_s: float = 600.0, redact: bool = False) -> None:
-        self.upstream = upstream.rstrip("/")
+    ``out`` is a file (appended to through a :class:`FileSink`) or any :class:`RecordSink`.
+    ``max_record_bytes`` bounds what one call keeps for its record, ``max_inflight_bytes`` the
+    request bodies of all calls in flight; neither changes what the client gets.
+    """
+
+    def __init__(self, upstream: str | Upstream, out: str | Path | RecordSink, *, host: str = "127.0.0.1",
+                 port: int = 0, read_timeout_s: float = 600.0, redact: bool = False,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES) -> None:
+        if not 0 <= port <= 65535:
+            raise UsageError(f"port must be in 0..65535, got {port}")
+        if max_record_bytes < 0 or max_inflight_bytes < 1:
+            raise UsageError("max_record_bytes must be >= 0 and max_inflight_bytes >= 1")
+        self.upstream = upstream if isinstance(upstream, Upstream) else Upstream.parse(upstream)
+        self.sink: RecordSink = FileSink(out) if isinstance(out, str | Path) else out
         self.redact = redact
-        self.writer = RecordWriter(out)
         self.read_timeout_s = read_timeout_s
+        self.max_record_bytes = max_record_bytes
+        self.max_inflight_bytes = max_inflight_bytes
+        self.calls = 0  # records of Messages API calls handed to the sink
+        self.other_requests = 0  # records of other requests handed to the sink
+        self.inflight_bytes = 0
+        self._sink_failed = False
         self._server = BackgroundApp(self._app, host, port, "agentgraph-record", shutdown_timeout_s=2.0)
         self._session: ClientSession | None = None
         self._seq = 0
@@ -221,15 +732,20 @@ class RecordingProxy:
         return self._server.url
 
     def __enter__(self) -> RecordingProxy:
-        self.writer.open()
-        self._server.start()
+        self.sink.open()
+        try:
+            self._server.start()
+        except BaseException:
+            self._server.stop()
+            self.sink.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         # calls in flight get 2 s, then are cancelled (and still recorded); then the upstream
         # connections close on the loop that opened them
         self._server.stop(then=self._close_client)
-        self.writer.close()
+        self.sink.close()
 
     async def _close_client(self) -> None:
         if self._session is not None:
@@ -237,25 +753,72 @@ class RecordingProxy:
             self._session = None
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application()  # bodies are read by _read_body, under its own limits
         app.router.add_route("*", "/{tail:.*}", self._forward)
         return app
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
         self._seq += 1
-        record: dict[str, Any] = {
-            "kind": "call", "seq": self._seq, "method": request.method, "path": request.path_qs,
-            "request_headers": _recorded(request.headers, RECORDED_REQUEST_HEADERS),
-            "t_request_s": time.time(),
-        }
-        record["request"] = _scrub(_json_or_none(body))
+        call = _Call(self._seq, request, self.upstream)
         try:
-            return await self._relay(request, body, record)
+            try:
+                body = await self._read_body(request, call)
+            except Exception as exc:  # the client went away while sending
+                call.client_error = f"request body not received ({type(exc).__name__})"
+                return _api_error(400, "invalid_request_error", "agentgraph record: request body not received")
+            if body is None:
+                return self._refuse(call)
+            call.take_request(body, self.max_record_bytes)
+            return await self._relay(request, body, call)
         finally:  # also when cancelled at shutdown: what was seen is recorded
-            record.setdefault("t_last_byte_s", time.time())
-            if request.path.startswith("/v1/messages"):
-                self.writer.append(_safe_redact(record) if self.redact else record)
+            self.inflight_bytes -= call.held_bytes
+            if call.t_last_byte_s is None:
+                call.t_last_byte_s = time.time()
+            self._emit(call)
+
+    async def _read_body(self, request: web.Request, call: _Call) -> bytearray | None:
+        """The request body, held against the in-flight budget; None when it does not fit."""
+        declared = request.content_length
+        if declared is not None and not self._hold(call, declared):
+            return None  # refused before reading a byte of it
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            if declared is None and not self._hold(call, len(chunk)):
+                return None
+            body += chunk
+        return body
+
+    def _hold(self, call: _Call, size: int) -> bool:
+        if call.held_bytes + size > MAX_BODY_BYTES or self.inflight_bytes + size > self.max_inflight_bytes:
+            return False
+        call.held_bytes += size
+        self.inflight_bytes += size
+        return True
+
+    def _refuse(self, call: _Call) -> web.Response:
+        call.status, call.error = 413, "request body over the proxy's limits"
+        return _api_error(413, "request_too_large", f"agentgraph record: request body over the proxy's limits "
+                          f"({MAX_BODY_BYTES} bytes per request, {self.max_inflight_bytes} bytes of all "
+                          "requests in flight, --max-inflight-bytes)")
+
+    def _emit(self, call: _Call) -> None:
+        """Scrub, redact if asked, hand to the sink: the one way out for a record."""
+        try:
+            record = scrub(call.record(), call.secrets)
+            if self.redact:
+                record = _safe_redact(record)
+            self.sink.write(record)
+        except Exception as exc:  # the recorder never breaks the session it records
+            if not self._sink_failed:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+                print(f"agentgraph record: cannot write a record ({reason}); the proxy goes on, such records "
+                      "are dropped", file=sys.stderr, flush=True)
+            self._sink_failed = True
+            return
+        if record.kind is RecordKind.CALL:
+            self.calls += 1
+        else:
+            self.other_requests += 1
 
     def _client(self) -> ClientSession:
         if self._session is None:
@@ -265,45 +828,45 @@ class RecordingProxy:
                 timeout=ClientTimeout(total=None, sock_read=self.read_timeout_s))
         return self._session
 
-    async def _relay(self, request: web.Request, body: bytes, record: dict[str, Any]) -> web.StreamResponse:
+    async def _relay(self, request: web.Request, body: bytearray, call: _Call) -> web.StreamResponse:
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP)
+        if "authorization" not in headers and (basic := self.upstream.authorization()):
+            headers["Authorization"] = basic
         try:
-            upstream = await self._client().request(request.method, self.upstream + request.path_qs,
+            upstream = await self._client().request(request.method, self.upstream.url + request.path_qs,
                                                     data=body or None, headers=headers, allow_redirects=False)
-        except (ClientError, TimeoutError) as exc:
+        except Exception as exc:
             # never repr() the exception: aiohttp's carry the request headers, API key included
             status, what = (504, "timed out") if isinstance(exc, TimeoutError) else (502, "unreachable")
-            message = f"upstream {what} ({type(exc).__name__} for {self.upstream})"
-            record.update(status=status, error=message)
-            return web.json_response({"type": "error", "error": {"type": "api_error",
-                                      "message": f"agentgraph record: {message}"}}, status=status)
+            message = f"upstream {what} ({type(exc).__name__} for {self.upstream.url})"
+            call.status, call.error = status, message
+            return _api_error(status, "api_error", f"agentgraph record: {message}")
         async with upstream:
-            return await self._stream(request, upstream, record)
+            return await self._stream(request, upstream, call)
 
-    async def _stream(self, request: web.Request, upstream: ClientResponse,
-                      record: dict[str, Any]) -> web.StreamResponse:
-        record["status"] = upstream.status
-        record["response_headers"] = _recorded(upstream.headers, RECORDED_RESPONSE_HEADERS)
+    async def _stream(self, request: web.Request, upstream: ClientResponse, call: _Call) -> web.StreamResponse:
+        call.status = upstream.status
+        call.response_headers = _recorded(upstream.headers, RECORDED_RESPONSE_HEADERS)
         out = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in upstream.headers.items():  # repeated headers stay repeated
             if name.lower() not in _HOP_BY_HOP_RESPONSE:
                 out.headers.add(name, value)
         await out.prepare(request)
-        tap = _Tap(upstream.headers, record, request.path.startswith("/v1/messages"))
+        tap = call.tap = _Tap(upstream.headers, self.max_record_bytes)
         try:
             async for chunk in upstream.content.iter_any():
-                record.setdefault("t_first_byte_s", time.time())
+                if call.t_first_byte_s is None:
+                    call.t_first_byte_s = time.time()
                 try:
                     await out.write(chunk)  # to the client first, unchanged
                 except (ConnectionResetError, ClientConnectionResetError):
-                    record["client_error"] = "client disconnected"
+                    call.client_error = "client disconnected"
                     break
                 tap.feed(chunk)
         except (ClientError, TimeoutError, ConnectionResetError) as exc:
-            record["error"] = f"stream cut by the upstream ({type(exc).__name__})"
-        record["t_last_byte_s"] = time.time()
-        tap.finish()
-        if "error" in record or "client_error" in record or request.transport is None:
+            call.error = f"stream cut by the upstream ({type(exc).__name__})"
+        call.t_last_byte_s = time.time()
+        if call.error or call.client_error or request.transport is None:
             if request.transport is not None:
                 request.transport.close()  # the upstream cut the stream: cut the client's too
             return out
@@ -312,91 +875,42 @@ class RecordingProxy:
         return out
 
 
-class _Tap:
-    """Reads a copy of the response on the side; its failures cost only the record."""
-
-    MAX_BUFFERED = 64 * 1024 * 1024
-
-    def __init__(self, headers: Mapping[str, str], record: dict[str, Any], wanted: bool) -> None:
-        self.record = record
-        encoding = headers.get("content-encoding", "identity")
-        self.sse = SSEAssembler() if "text/event-stream" in headers.get("content-type", "") else None
-        self.inflate = zlib.decompressobj(31) if encoding == "gzip" else None
-        self.raw: bytearray | None = bytearray() if wanted and self.sse is None else None
-        if encoding not in ("identity", "gzip"):
-            self._fail(f"content-encoding {encoding!r} is not decoded")
-
-    def feed(self, chunk: bytes) -> None:
-        if self.sse is None and self.raw is None:
-            return
-        try:
-            plain = self.inflate.decompress(chunk) if self.inflate else chunk
-            if self.sse is not None:
-                self.sse.feed(plain)
-            elif self.raw is not None:
-                self.raw += plain
-                if len(self.raw) > self.MAX_BUFFERED:
-                    self._fail(f"response larger than {self.MAX_BUFFERED} bytes is not recorded")
-        except Exception as exc:  # any parsing failure only costs the record
-            self._fail(f"could not parse the response: {type(exc).__name__}: {exc}")
-
-    def finish(self) -> None:
-        if self.sse is not None:
-            self.sse.close()
-            self.record.update(response=self.sse.message, stream_error=self.sse.error, events=self.sse.events)
-        elif self.raw is not None:
-            self.record["response"] = _json_or_none(bytes(self.raw))
-
-    def _fail(self, reason: str) -> None:
-        self.record["record_error"] = reason
-        self.sse = self.inflate = None
-        self.raw = None
+def _api_error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
 
 
-def _scrub(body: Any) -> Any:
-    """Credentials a request body can carry (MCP server tokens) never reach the record."""
-    if isinstance(body, dict):
-        return {k: ("<removed>" if k in _SECRET_KEYS else _scrub(v)) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_scrub(v) for v in body]
-    return body
+# --------------------------------------------------------------------------- redaction
 
 
-_SECRET_KEYS = frozenset({"authorization_token", "api_key", "x-api-key", "authorization", "password", "token"})
-
-
-def _safe_redact(record: dict[str, Any]) -> dict[str, Any]:
+def _safe_redact(record: CallRecord) -> CallRecord:
     try:
         return redact(record)
     except Exception as exc:  # a body redaction cannot read: keep nothing of it
-        return {k: v for k, v in record.items() if k not in ("request", "response")} | {
-            "request": {"redacted": True}, "record_error": f"could not redact: {type(exc).__name__}"}
+        return replace(record, request={"redacted": True}, response=None,
+                       record_error=f"could not redact: {type(exc).__name__}")
 
 
-def redact(record: dict[str, Any]) -> dict[str, Any]:
+def redact(record: CallRecord) -> CallRecord:
     """The record with every piece of content replaced by its unit key, size and the few
     hashes import needs (tool results, sub-agent prompts): a redacted recording imports to the
     same hops, block hashes, usage and edges as the full one, but holds no prompt, message,
     tool description or tool input."""
-    out = dict(record)
-    request = record.get("request")
+    request, response = record.request, record.response
     if isinstance(request, dict) and isinstance(request.get("messages"), list):
         fixed, messages = request_units(request)
         kept = {k: v for k, v in request.items() if k in _SAFE_PARAMS}
         if isinstance(request.get("output_config"), dict):
             kept["output_config"] = {k: v for k, v in request["output_config"].items() if k == "effort"}
-        out["request"] = {**kept, "redacted": True,
-                          "fixed": [_unit_ref(u) for u in fixed],
-                          "messages": [_message_ref(m, u) for m, u in zip(request["messages"], messages, strict=True)]}
+        request = {**kept, "redacted": True, "fixed": [_unit_ref(u) for u in fixed],
+                   "messages": [_message_ref(m, u) for m, u in zip(request["messages"], messages, strict=True)]}
     elif request is not None:
-        out["request"] = {"redacted": True}  # not a Messages API request: nothing of it is kept
-    response = record.get("response")
+        request = {"redacted": True}  # not a Messages API request: nothing of it is kept
     if isinstance(response, dict) and isinstance(response.get("content"), list):
         kept_response = {k: v for k, v in response.items() if k in _SAFE_RESPONSE}
-        out["response"] = {**kept_response, "content": [_block_ref(b) for b in response["content"]]}
+        response = {**kept_response, "content": [_block_ref(b) for b in response["content"]]}
     elif isinstance(response, dict) and response.get("type") != "error":
-        out["response"] = {"redacted": True}
-    return out
+        response = {"redacted": True}
+    return replace(record, request=request, response=response)
 
 
 _SAFE_PARAMS = frozenset({"model", "max_tokens", "stream", "temperature", "top_p", "top_k", "thinking",
@@ -438,7 +952,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
-def _json_or_none(body: bytes) -> Any:
+def _json_or_none(body: bytes | bytearray) -> Any:
     if not body:
         return None
     try:

@@ -17,6 +17,7 @@ import orjson
 
 from agentgraph.errors import TraceFormatError, UsageError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
+from agentgraph.outputs import open_output
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, common_prefix_len
 
 __all__ = [
@@ -35,8 +36,8 @@ VERSION = 1
 
 
 def save(trace: Trace, path: str | Path) -> None:
-    """Write ``trace`` to ``path`` in the native format."""
-    with open(path, "wb") as out:
+    """Write ``trace`` to ``path`` in the native format (by the rules of :mod:`agentgraph.outputs`)."""
+    with open_output(path) as out:
         write(trace, out)
 
 

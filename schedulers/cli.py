@@ -16,9 +16,11 @@ import orjson
 
 from agentgraph import cli as base
 from agentgraph.model import Trace
-from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec, load_cluster, parse_capacity
+from agentgraph.outputs import output_dir, write_output
+from schedulers.cluster import DEFAULT_CLUSTER, MAX_NODES, ClusterSpec, load_cluster, parse_capacity
 from schedulers.demo import add_demo_command
 from schedulers.gate import add_gate_command
+from schedulers.limits import MAX_COPIES, MAX_REPLAYED_HOPS, MAX_SEED, check_work
 from schedulers.metrics import ReplayResult, without_wall
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy, parse_strategies
@@ -67,27 +69,40 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
-    p.add_argument("--nodes", type=base.positive_int, metavar="N", help="override the cluster's node count")
+    p.add_argument("--nodes", type=node_count, metavar="N", help="override the cluster's node count")
     p.add_argument("--kv-capacity-tokens", type=_capacity, metavar="N|unlimited|auto",
                    help="override the KV capacity per node")
-    p.add_argument("--seed", type=base.non_negative_int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--rate", type=base.positive_float, metavar="SESSIONS_PER_S",
                    help="Poisson session arrivals at this rate instead of the trace's timestamps")
     p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
-    p.add_argument("--copies", type=base.positive_int, default=1, metavar="K",
+    p.add_argument("--copies", type=copy_count, default=1, metavar="K",
                    help="replay K copies of the sessions (shared prefixes kept, private ones renamed)")
+    force_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+node_count = base.int_range(1, MAX_NODES)
+seed_value = base.int_range(0, MAX_SEED)
+copy_count = base.int_range(1, MAX_COPIES)
+"""The bounded integer options (argparse types) every replaying command shares (docs/cli.md)."""
+
+
+def force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help=f"run even when the work is above {MAX_REPLAYED_HOPS:,} replayed hops (docs/cli.md)")
 
 
 _capacity = base.argument_type(lambda text: parse_capacity(text, "--kv-capacity-tokens"))
 
 
-def _setup(args: argparse.Namespace) -> tuple[Trace, ClusterSpec]:
+def _setup(args: argparse.Namespace, strategies: int) -> tuple[Trace, ClusterSpec]:
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     spec = spec.with_overrides(args.nodes, args.kv_capacity_tokens)
     spec.kv_capacity_tokens_per_node()  # an override can make the weights not fit: fail before loading
     trace = base.load_any(args.trace)
+    check_work(len(trace) * args.copies * strategies, force=args.force)  # before the copies are made
     return (trace if args.copies == 1 else replicate(trace, args.copies)), spec
 
 
@@ -97,10 +112,11 @@ def _run(trace: Trace, spec: ClusterSpec, strategy: str, args: argparse.Namespac
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     name = check_strategy(args.strategy)
-    trace, spec = _setup(args)
+    out = None if args.output is None else output_dir(args.output)  # an unusable -o fails before the work
+    trace, spec = _setup(args, 1)
     result = _run(trace, spec, name, args)
-    if args.output:
-        _write(Path(args.output), result, spec)
+    if out is not None:
+        _write(out, result, spec)
     if args.json:
         base.print_json(result.summary)
     else:
@@ -112,7 +128,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     names = parse_strategies(args.strategies)
-    trace, spec = _setup(args)
+    trace, spec = _setup(args, len(names))
     summaries = {n: _run(trace, spec, n, args).summary for n in names}
     if args.json:
         base.print_json({"cluster": spec.describe(), "strategies": summaries})
@@ -137,14 +153,12 @@ def print_table(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, out: IO
 def _write(out: Path, result: ReplayResult, spec: ClusterSpec) -> None:
     """The frames as CSV and the summary as JSON: byte-identical for the same inputs and seed
     (``wall_s``, the only machine-dependent figure, goes to run.json)."""
-    out.mkdir(parents=True, exist_ok=True)
-    result.hops.write_csv(out / "hops.csv")
-    result.sessions.write_csv(out / "sessions.csv")
-    result.nodes.write_csv(out / "nodes.csv")
+    for name, frame in (("hops.csv", result.hops), ("sessions.csv", result.sessions), ("nodes.csv", result.nodes)):
+        write_output(out / name, frame.write_csv())
     summary = without_wall(result.summary)
-    (out / "summary.json").write_bytes(orjson.dumps({"summary": summary, "cluster": spec.describe()},
+    write_output(out / "summary.json", orjson.dumps({"summary": summary, "cluster": spec.describe()},
                                                     option=orjson.OPT_INDENT_2) + b"\n")
-    (out / "run.json").write_bytes(orjson.dumps({"wall_s": result.summary["wall_s"]}) + b"\n")
+    write_output(out / "run.json", orjson.dumps({"wall_s": result.summary["wall_s"]}) + b"\n")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ import polars as pl
 
 from agentgraph.errors import UsageError
 from agentgraph.model import Trace
+from agentgraph.outputs import output_dir, write_output
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec
+from schedulers.limits import MAX_COPIES, MAX_SEED, check_work
 from schedulers.metrics import ReplayResult, without_wall
 from schedulers.simulator import compare
 from schedulers.strategies import STRATEGIES, check_strategy
@@ -112,23 +114,24 @@ def demo_sessions(trace: Trace) -> tuple[str, str]:
 
 def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str | Path = "demo-report",
              strategies: Sequence[str] | None = None, copies: int = COPIES, rate: float | None = RATE,
-             seed: int = 0, progress: bool | None = None) -> DemoReport:
+             seed: int = 0, progress: bool | None = None, force: bool = False) -> DemoReport:
     """Replay ``copies`` copies of ``trace`` under every strategy (or ``strategies``) and write the
-    report folder. ``progress``: a progress bar on stderr; None shows it only on a terminal."""
+    report folder. ``progress``: a progress bar on stderr; None shows it only on a terminal.
+    ``force``: run even above the work limit of :mod:`schedulers.limits`."""
     from tqdm import tqdm
 
-    from agentgraph.cli import writable
     from schedulers import plots
 
     started = time.perf_counter()
     names = list(STRATEGIES) if strategies is None else [check_strategy(n) for n in strategies]
     if not names:
         raise UsageError("no strategies to replay")
-    if copies < 1 or seed < 0 or (rate is not None and not 0 < rate < math.inf):
-        raise UsageError(f"copies must be >= 1 (got {copies}), seed >= 0 (got {seed}) and rate a finite "
-                         f"number > 0 or None (got {rate})")
+    if not 1 <= copies <= MAX_COPIES or not 0 <= seed <= MAX_SEED or (rate is not None and not 0 < rate < math.inf):
+        raise UsageError(f"copies must be in 1..{MAX_COPIES} (got {copies}), seed in 0..{MAX_SEED} (got {seed}) "
+                         f"and rate a finite number > 0 or None (got {rate})")
+    check_work(len(trace) * copies * len(names), force=force)
     workload = trace if copies == 1 else replicate(trace, copies)
-    out = writable("-o", out_dir, lambda p: p.mkdir(exist_ok=True))  # an unusable folder fails before replaying
+    out = output_dir(out_dir)  # an unusable folder fails before replaying
     bar = tqdm(total=len(names) + len(PLOTS), desc="demo", unit="step", file=sys.stderr,
                disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
     def replayed(name: str, _: ReplayResult) -> None:
@@ -150,22 +153,16 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
             files.append(plots.save_png(make(), out / filename))
             bar.update()
     summaries = {n: without_wall(r.summary) for n, r in results.items()}
-    files.append(_write(out / "summary.json", orjson.dumps({"cluster": spec.describe(), "strategies": summaries},
+    files.append(write_output(out / "summary.json", orjson.dumps({"cluster": spec.describe(), "strategies": summaries},
                                                            option=orjson.OPT_INDENT_2) + b"\n"))
     sessions = pl.concat([r.sessions.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
-    sessions.write_csv(out / "sessions.csv")
-    files.append(out / "sessions.csv")
-    files.append(_write(out / "index.html", _html(summaries, spec, copies, rate, seed).encode()))
+    files.append(write_output(out / "sessions.csv", sessions.write_csv()))
+    files.append(write_output(out / "index.html", _html(summaries, spec, copies, rate, seed)))
     wall = time.perf_counter() - started
-    files.append(_write(out / "run.json", orjson.dumps(
+    files.append(write_output(out / "run.json", orjson.dumps(
         {"wall_s": wall, "strategies": {n: r.summary["wall_s"] for n, r in results.items()}},
         option=orjson.OPT_INDENT_2) + b"\n"))
     return DemoReport(out, spec, results, tuple(files), wall)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
 
 
 def _html(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, copies: int, rate: float | None,
@@ -220,6 +217,7 @@ The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>age
 def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``agentgraph demo``."""
     from agentgraph import cli as base
+    from schedulers.cli import copy_count, force_option, node_count, seed_value
 
     p = sub.add_parser("demo", help="every strategy on the bundled sessions: a table and a report folder",
                        description="Replay the bundled sessions in replays/ (or TRACE...) under every "
@@ -230,14 +228,15 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("-o", "--output", default="demo-report", metavar="DIR",
                    help="the report folder (default demo-report/)")
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
-    p.add_argument("--nodes", type=base.positive_int, metavar="N", help="override the cluster's node count")
+    p.add_argument("--nodes", type=node_count, metavar="N", help="override the cluster's node count")
     p.add_argument("--strategies", default="all", metavar="A,B,...",
                    help="comma-separated strategy names, or 'all' (default)")
-    p.add_argument("--copies", type=base.positive_int, default=COPIES, metavar="K",
+    p.add_argument("--copies", type=copy_count, default=COPIES, metavar="K",
                    help=f"replay K copies of the sessions (default {COPIES})")
     p.add_argument("--rate", type=base.non_negative_float, default=RATE, metavar="SESSIONS_PER_S",
                    help=f"Poisson session arrivals per second (default {RATE:g}); 0 = trace timestamps")
-    p.add_argument("--seed", type=base.non_negative_int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random choice (default 0)")
+    force_option(p)
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar (default: only on a terminal)")
@@ -257,7 +256,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     spec = spec.with_overrides(args.nodes, None)
     trace = base.load_any(args.trace or [str(bundled_replays())])
     report = run_demo(trace, spec, out_dir=args.output, strategies=names, copies=args.copies,
-                      rate=args.rate or None, seed=args.seed, progress=args.progress)
+                      rate=args.rate or None, seed=args.seed, progress=args.progress, force=args.force)
     if args.json:
         base.print_json({"cluster": spec.describe(),
                          "strategies": {n: without_wall(s) for n, s in report.summaries.items()}})

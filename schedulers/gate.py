@@ -4,7 +4,9 @@ The gate reads two summaries (``replay --json``, ``compare --json`` or the ``sum
 ``replay -o DIR``), matches their strategies by name and checks every gated metric against a
 threshold: ``max_increase`` (latencies, re-prefill, money: larger is worse) or ``max_decrease``
 (hit rate: smaller is worse). A limit ending in ``%`` is relative to the baseline value, any other
-is absolute. Semantics, defaults and a GitHub Actions job: ``docs/ci.md``.
+is absolute. It does not pass what it cannot check: a gated metric absent from a summary, or a value
+no replay writes (a negative latency, a hit rate of 1.5), is a :class:`UsageError` (``allow_missing``
+skips the former). Semantics, defaults and a GitHub Actions job: ``docs/ci.md``.
 
 >>> base = {"strategy": "s", "session_e2e_p99_s": 10.0, "hit_rate": 0.80}
 >>> report = gate(base, {"strategy": "s", "session_e2e_p99_s": 10.5, "hit_rate": 0.78}, defaults=False,
@@ -31,6 +33,7 @@ import polars as pl
 from agentgraph import cli as base
 from agentgraph.errors import TraceFormatError, UsageError
 from agentgraph.frames import Schema, frame
+from agentgraph.outputs import write_output
 from schedulers.metrics import SUMMARY_KEYS
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_INCREASE",
     "GATE_SCHEMA",
     "METRICS",
+    "NULLABLE",
     "Bound",
     "Check",
     "GateReport",
@@ -55,6 +59,9 @@ IDENTITY_KEYS = ("seed", "cluster", "nodes", "sessions", "hops")
 """Summary keys that say which workload ran: never gated, a difference is a warning."""
 METRICS = tuple(k for k in SUMMARY_KEYS if k not in ("strategy", *IDENTITY_KEYS))
 """The summary keys a threshold may name (``wall_s`` included, but never gated by default)."""
+NULLABLE = tuple(f"{name}_p{q}_s" for name in ("ttft", "hop_latency", "session_e2e") for q in (50, 90, 99))
+"""The metrics a replay writes as null (a percentile over no hop or session): gated, they are n/a.
+A null anywhere else is refused, as is an absent gated metric (unless ``allow_missing``)."""
 
 DEFAULT_MAX_INCREASE = {
     "reprefill_tokens": "5%",
@@ -92,6 +99,9 @@ class Verdict(StrEnum):
     REGRESSION = "REGRESSION"
     IMPROVED = "improved"
     NA = "n/a"
+    """Null on a side (a percentile over nothing): not checked, not a failure."""
+    SKIPPED = "skipped"
+    """Absent from a summary and skipped because of ``allow_missing`` (``--allow-missing``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,16 +192,24 @@ COLUMNS = ("strategy", "metric", "baseline", "current", "change", "change%", "li
 @dataclass(frozen=True, slots=True)
 class GateReport:
     """The gate's result: every check in order (baseline strategy order, then :data:`METRICS` order),
-    the baseline strategies the current file lacks (failures), the new ones (not gated) and warnings."""
+    the baseline strategies the current file lacks (failures), the new ones (not gated), workload
+    warnings, and the summaries whose gated metrics were absent and skipped (``allow_missing``; the CLI
+    prints these on stderr)."""
 
     checks: tuple[Check, ...]
     missing: tuple[str, ...] = ()
     new: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
     @property
     def regressions(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.verdict is Verdict.REGRESSION)
+
+    @property
+    def skipped(self) -> tuple[Check, ...]:
+        """The checks of absent metrics (``allow_missing``)."""
+        return tuple(c for c in self.checks if c.verdict is Verdict.SKIPPED)
 
     @property
     def ok(self) -> bool:
@@ -199,11 +217,13 @@ class GateReport:
         return not self.regressions and not self.missing
 
     def summary_line(self) -> str:
-        """``gate: ok, M checks`` or ``gate: N regression(s) in M checks[, K baseline strategy(ies) missing]``."""
+        """``gate: ok, M checks[, S skipped]`` or
+        ``gate: N regression(s) in M checks[, S skipped][, K baseline strategy(ies) missing]``."""
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         if self.ok:
-            return f"gate: ok, {len(self.checks)} checks"
+            return f"gate: ok, {len(self.checks)} checks{skipped}"
         missing = f", {len(self.missing)} baseline strategy(ies) missing" if self.missing else ""
-        return f"gate: {len(self.regressions)} regression(s) in {len(self.checks)} checks{missing}"
+        return f"gate: {len(self.regressions)} regression(s) in {len(self.checks)} checks{skipped}{missing}"
 
     def notes(self) -> list[str]:
         """Missing and new strategies and workload warnings, one line each."""
@@ -236,8 +256,8 @@ class GateReport:
 
     def junit_xml(self) -> str:
         """JUnit XML: one ``<testsuite>`` per strategy, one ``<testcase>`` per check, ``<failure>`` for a
-        regression, ``<skipped>`` for n/a; a missing strategy is a suite with one failing case."""
-        skipped = sum(c.verdict is Verdict.NA for c in self.checks)
+        regression, ``<skipped>`` for n/a and skipped; a missing strategy is a suite with one failing case."""
+        skipped = sum(c.verdict in _NOT_CHECKED for c in self.checks)
         root = ET.Element("testsuites", name="agentgraph gate", tests=str(len(self.checks) + len(self.missing)),
                           failures=str(len(self.regressions) + len(self.missing)), skipped=str(skipped))
         for strategy, checks in _by_strategy(self.checks).items():
@@ -267,7 +287,8 @@ class GateReport:
 def gate(baseline: Mapping[str, Any], current: Mapping[str, Any], *,
          max_increase: Mapping[str, str | float | Limit | None] | None = None,
          max_decrease: Mapping[str, str | float | Limit | None] | None = None,
-         defaults: bool = True, strategies: Sequence[str] | None = None) -> GateReport:
+         defaults: bool = True, strategies: Sequence[str] | None = None, allow_missing: bool = False,
+         sources: tuple[str, str] = ("baseline", "current")) -> GateReport:
     """Check ``current`` against ``baseline``.
 
     Parameters
@@ -282,9 +303,19 @@ def gate(baseline: Mapping[str, Any], current: Mapping[str, Any], *,
         Start from :data:`DEFAULT_MAX_INCREASE` and :data:`DEFAULT_MAX_DECREASE`.
     strategies
         Gate only these baseline strategies (default: all of them).
+    allow_missing
+        Skip (verdict ``skipped``) a gated metric absent from a summary instead of raising.
+    sources
+        How errors name the two inputs (the CLI passes the file names).
 
     Strategies are matched by name; when each side holds exactly one summary they are compared
     whatever their names (an A/B of two strategies), labelled ``base->current``.
+
+    The gate does not pass what it cannot check. Raises :class:`UsageError` naming the input, the
+    strategy and the metric when a compared summary holds a value no replay writes (a negative or
+    non-finite number, a hit rate outside [0, 1], a null that is not one of :data:`NULLABLE`), or,
+    unless ``allow_missing``, lacks a gated metric. A null percentile is n/a, as a replay over nothing
+    writes it.
 
     Examples
     --------
@@ -292,15 +323,26 @@ def gate(baseline: Mapping[str, Any], current: Mapping[str, Any], *,
     ...          max_decrease={"hit_rate": "0%"}, defaults=False)
     >>> r.checks[0].strategy, r.checks[0].verdict.value, r.summary_line()
     ('a->b', 'improved', 'gate: ok, 1 checks')
+    >>> gate({"strategy": "a"}, {"strategy": "a", "hit_rate": 0.6}, max_decrease={"hit_rate": "0%"}, defaults=False)
+    Traceback (most recent call last):
+    agentgraph.errors.UsageError: baseline: strategy 'a': gated metric(s) missing: hit_rate; --allow-missing skips them
     """
     limits = thresholds(max_increase, max_decrease, defaults=defaults)
     if not limits:
         raise UsageError("no thresholds: with --no-defaults give --max-increase or --max-decrease")
-    base, cur = as_summaries(baseline, "baseline"), as_summaries(current, "current")
+    base, cur = as_summaries(baseline, sources[0]), as_summaries(current, sources[1])
     pairs, missing, new = _pairs(base, cur, strategies)
-    checks = tuple(_check(label, metric, bound, limit, b, c)
+    sides = [side for _, b, c in pairs for side in ((sources[0], b, base[b]), (sources[1], c, cur[c]))]
+    for source, name, summary in sides:
+        _check_values(summary, name, source)
+    absent = _absent(sides, list(dict.fromkeys(metric for metric, _ in limits)))
+    if absent and not allow_missing:
+        more = f" ({len(absent) - 1} more summary(ies) lack gated metrics too)" if len(absent) > 1 else ""
+        raise UsageError(f"{absent[0]}{more}; --allow-missing skips them")
+    checks = tuple(_check(label, metric, bound, limit, base[b], cur[c])
                    for label, b, c in pairs for (metric, bound), limit in limits.items())
-    return GateReport(checks, missing, new, tuple(w for label, b, c in pairs for w in _warnings(label, b, c)))
+    warnings = tuple(w for label, b, c in pairs for w in _warnings(label, base[b], cur[c]))
+    return GateReport(checks, missing, new, warnings, tuple(f"{line}; skipped (--allow-missing)" for line in absent))
 
 
 def thresholds(max_increase: Mapping[str, str | float | Limit | None] | None = None,
@@ -337,22 +379,54 @@ def _limit(metric: str, value: str | float | Limit | None, option: str) -> Limit
 
 
 def _pairs(base: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]], strategies: Sequence[str] | None,
-           ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], tuple[str, ...], tuple[str, ...]]:
-    """(label, baseline summary, current summary) per gated strategy, the missing and the new names."""
+           ) -> tuple[list[tuple[str, str, str]], tuple[str, ...], tuple[str, ...]]:
+    """(label, baseline name, current name) per gated strategy, the missing and the new names."""
     for name in strategies or ():
         if name not in base:
             raise UsageError(f"--strategies: {name!r} is not in the baseline (it has: {', '.join(base)})")
     if len(base) == 1 and len(cur) == 1 and not strategies:
-        (b_name, b), (c_name, c) = *base.items(), *cur.items()
-        return [(b_name if b_name == c_name else f"{b_name}->{c_name}", b, c)], (), ()
+        b, c = *base, *cur
+        return [(b if b == c else f"{b}->{c}", b, c)], (), ()
     names = [n for n in base if not strategies or n in strategies]
-    pairs = [(n, base[n], cur[n]) for n in names if n in cur]
+    pairs = [(n, n, n) for n in names if n in cur]
     return pairs, tuple(n for n in names if n not in cur), tuple(n for n in cur if n not in base)
+
+
+def _check_values(summary: Mapping[str, Any], name: str, source: str) -> None:
+    """Refuse what no replay writes: a negative or non-finite number (a latency, token count, cost,
+    load or busy fraction), a hit rate outside [0, 1], a null that is not a percentile."""
+    for metric in (m for m in METRICS if m in summary):
+        value, top = summary[metric], 1.0 if metric == "hit_rate" else math.inf
+        if value is None and metric in NULLABLE:
+            continue
+        if value is None or not (_finite(value) and 0 <= value <= top):
+            expected = "a number in [0, 1]" if metric == "hit_rate" else "a finite number >= 0"
+            raise UsageError(f"{source}: strategy {name!r}: {metric} is {'null' if value is None else repr(value)}, "
+                             f"expected {expected}")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float (a Python caller's 10**400)
+        return False
+
+
+def _absent(sides: Iterable[tuple[str, str, Mapping[str, Any]]], metrics: Sequence[str]) -> list[str]:
+    """One line per summary that lacks gated metrics: the input, the strategy and the metrics."""
+    lines = []
+    for source, name, summary in sides:
+        lacking = [m for m in metrics if m not in summary]
+        if lacking:
+            lines.append(f"{source}: strategy {name!r}: gated metric(s) missing: {', '.join(lacking)}")
+    return lines
 
 
 def _check(label: str, metric: str, bound: Bound, limit: Limit, base: Mapping[str, Any],
            cur: Mapping[str, Any]) -> Check:
     b, c = base.get(metric), cur.get(metric)
+    if metric not in base or metric not in cur:  # only reached with allow_missing
+        return Check(label, metric, bound, limit, b, c, None, Verdict.SKIPPED)
     if b is None or c is None:
         return Check(label, metric, bound, limit, b, c, None, Verdict.NA)
     sign = 1 if bound is Bound.MAX_INCREASE else -1
@@ -408,6 +482,8 @@ def as_summaries(doc: Any, source: str = "<input>") -> dict[str, dict[str, Any]]
     ['a', 'b']
     >>> as_summaries({"summary": {"strategy": "a", "hit_rate": None}})
     {'a': {'strategy': 'a', 'hit_rate': None}}
+    >>> as_summaries(as_summaries({"strategies": {"a": {}}}))
+    {'a': {'strategy': 'a'}}
     """
     if not isinstance(doc, Mapping):
         raise TraceFormatError(f"expected a JSON object, got {type(doc).__name__}", path=source)
@@ -443,7 +519,7 @@ def _summary(name: str, summary: Any, source: str) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int | float | None):
             raise TraceFormatError(f"strategy {name!r}: {metric} is {value!r}, expected a number or null",
                                    path=source)
-    return dict(summary)
+    return {"strategy": name, **summary}  # named, so that as_summaries reads its own output back
 
 
 # --------------------------------------------------------------------------- formatting
@@ -485,10 +561,23 @@ def _by_strategy(checks: Iterable[Check]) -> dict[str, list[Check]]:
     return groups
 
 
+_NOT_CHECKED = (Verdict.NA, Verdict.SKIPPED)
+"""Verdicts that are ``<skipped>`` in JUnit."""
+
+
+def _skip_message(c: Check) -> str:
+    """Why a check was not made; an absent side is the one without a value (if only one has none)."""
+    if c.verdict is Verdict.NA:
+        return f"{c.metric} is null in the baseline or the current summary"
+    side = ("the current summary" if c.baseline is not None else "the baseline" if c.current is not None
+            else "the baseline or the current summary")
+    return f"{c.metric} is missing from {side}; skipped (--allow-missing)"
+
+
 def _suite(root: ET.Element, strategy: str, cases: Sequence[tuple[str, Check | str]]) -> None:
     """A ``<testsuite>``; a case is a check, or the failure message of a case that is not one."""
     failed = [c for _, c in cases if isinstance(c, str) or c.verdict is Verdict.REGRESSION]
-    skipped = [c for _, c in cases if isinstance(c, Check) and c.verdict is Verdict.NA]
+    skipped = [c for _, c in cases if isinstance(c, Check) and c.verdict in _NOT_CHECKED]
     suite = ET.SubElement(root, "testsuite", name=strategy, tests=str(len(cases)), failures=str(len(failed)),
                           errors="0", skipped=str(len(skipped)))
     for name, case in cases:
@@ -497,8 +586,8 @@ def _suite(root: ET.Element, strategy: str, cases: Sequence[tuple[str, Check | s
             ET.SubElement(element, "failure", message=case, type="missing")
         elif case.verdict is Verdict.REGRESSION:
             ET.SubElement(element, "failure", message=case.message(), type="regression")
-        elif case.verdict is Verdict.NA:
-            ET.SubElement(element, "skipped", message=f"{case.metric} is null in the baseline or the current summary")
+        elif case.verdict in _NOT_CHECKED:
+            ET.SubElement(element, "skipped", message=_skip_message(case))
 
 
 # --------------------------------------------------------------------------- command
@@ -522,6 +611,8 @@ def add_gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="METRIC may fall at most LIMIT below the baseline (as --max-increase)")
     g.add_argument("--no-defaults", action="store_true", help="gate only the metrics given on the command line")
     g.add_argument("--strategies", metavar="A,B,...", help="gate only these baseline strategies (default: all)")
+    g.add_argument("--allow-missing", action="store_true",
+                   help="skip (with a warning) a gated metric absent from a summary instead of exiting 2")
     fmt = g.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print the table as GitHub-flavoured Markdown")
     fmt.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -533,20 +624,28 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     strategies = None if args.strategies is None else [n.strip() for n in args.strategies.split(",") if n.strip()]
     if strategies == []:
         raise UsageError("--strategies is empty; give baseline strategy names")
-    report = gate(_read(args.baseline), _read(args.current), defaults=not args.no_defaults, strategies=strategies,
+    (baseline, base_name), (current, cur_name) = _read(args.baseline), _read(args.current)
+    report = gate(baseline, current, defaults=not args.no_defaults, strategies=strategies,
                   max_increase=_pairs_of(args.max_increase, "--max-increase"),
-                  max_decrease=_pairs_of(args.max_decrease, "--max-decrease"))
+                  max_decrease=_pairs_of(args.max_decrease, "--max-decrease"),
+                  allow_missing=args.allow_missing, sources=(base_name, cur_name))
+    for line in report.absent:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         base.print_json(report.to_dict())
     else:
         sys.stdout.write(report.markdown() if args.markdown else report.text())
     if args.junit:
-        base.writable("--junit", args.junit, lambda p: p.write_text(report.junit_xml(), encoding="utf-8"))
+        write_output(args.junit, report.junit_xml())
     return base.EXIT_OK if report.ok else base.EXIT_REGRESSION
 
 
-def _read(path: str) -> dict[str, dict[str, Any]]:
-    return parse_summaries(sys.stdin.buffer.read(), "<stdin>") if path == "-" else load_summaries(path)
+def _read(path: str) -> tuple[dict[str, dict[str, Any]], str]:
+    """The summaries and the name errors give them (a directory's ``summary.json``, as :func:`load_summaries`)."""
+    if path == "-":
+        return parse_summaries(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
+    file = Path(path) / "summary.json" if Path(path).is_dir() else Path(path)
+    return load_summaries(file), str(file)
 
 
 def _pairs_of(items: Sequence[str], option: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ figure state, nothing to close); a notebook cell that ends with one renders it i
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from matplotlib.patches import Patch
 from agentgraph.errors import UsageError
 from agentgraph.graph import session_critical_paths
 from agentgraph.model import EdgeKind, Hop, Trace
+from agentgraph.outputs import write_output
 from schedulers.metrics import ReplayResult
 
 __all__ = ["call_graph", "context_growth", "hit_rates", "latency_cdf", "save_png"]
@@ -38,10 +40,11 @@ _EDGE_STYLE: dict[EdgeKind, Literal["solid", "dashed", "dotted"]] = {
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG without the software/date metadata, so equal figures are equal bytes."""
-    path = Path(path)
-    fig.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
-    return path
+    """Write ``fig`` as PNG without the software/date metadata, so equal figures are equal bytes
+    (through :func:`agentgraph.outputs.write_output`: a symlink is followed, a FIFO fed)."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
+    return write_output(path, png.getvalue())
 
 
 def latency_cdf(results: Mapping[str, ReplayResult | pl.DataFrame], column: str = "session_e2e_s",

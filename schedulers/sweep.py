@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import itertools
 import logging
 import math
@@ -40,7 +41,9 @@ from agentgraph import cli as base
 from agentgraph.errors import UsageError
 from agentgraph.frames import Schema, frame
 from agentgraph.model import Trace
-from schedulers.cluster import DEFAULT_CLUSTER, Capacity, ClusterSpec, load_cluster, parse_capacity
+from agentgraph.outputs import open_output
+from schedulers.cluster import DEFAULT_CLUSTER, MAX_NODES, Capacity, ClusterSpec, load_cluster, parse_capacity
+from schedulers.limits import MAX_COMBINATIONS, MAX_SEED, check_work
 from schedulers.metrics import SUMMARY_KEYS, SUMMARY_SCHEMA
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy
@@ -113,12 +116,16 @@ def grid(spec: ClusterSpec = DEFAULT_CLUSTER, strategies: str | Sequence[str] = 
     names = list(STRATEGIES) if strategies == "all" else [strategies] if isinstance(strategies, str) else strategies
     axes = (
         [check_strategy(n) for n in _non_empty(names, "strategies")],
-        [None] if nodes is None else [_optional(_positive_int, n, "nodes") for n in _non_empty(nodes, "nodes")],
+        [None] if nodes is None else [_optional(_nodes, n, "nodes") for n in _non_empty(nodes, "nodes")],
         [None] if kv_capacity_tokens is None else [_optional(parse_capacity, c, "kv_capacity_tokens")
                                                    for c in _non_empty(kv_capacity_tokens, "kv_capacity_tokens")],
         [None] if rates is None else [_optional(_positive_number, r, "rates") for r in _non_empty(rates, "rates")],
         [_seed(s) for s in _non_empty(seeds, "seeds")],
     )
+    cells = math.prod(len(axis) for axis in axes)
+    if cells > MAX_COMBINATIONS:
+        raise UsageError(f"the grid has {cells:,} combinations ({' × '.join(str(len(a)) for a in axes)}), "
+                         f"above the limit of {MAX_COMBINATIONS:,}; sweep a coarser grid, or split it")
     out = []
     for name, n, cap, rate, seed in itertools.product(*axes):
         s = spec.with_overrides(n, cap)
@@ -131,7 +138,7 @@ def sweep(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, strategies: str 
           nodes: Sequence[int | None] | None = None, kv_capacity_tokens: Sequence[Capacity | None] | None = None,
           rates: Sequence[float | None] | None = None, seeds: Sequence[int] = (0,), copies: int = 1,
           time_scale: float = 1.0, workers: int | None = None, backend: Backend = "local",
-          ray_address: str | None = None) -> pl.DataFrame:
+          ray_address: str | None = None, force: bool = False) -> pl.DataFrame:
     """Replay ``trace`` once per combination of :func:`grid` and return one row per combination,
     in grid order, with the columns of :data:`SWEEP_SCHEMA`.
 
@@ -139,17 +146,19 @@ def sweep(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, strategies: str 
     ``time_scale`` stretches the trace's timestamps, in every combination. ``workers`` (default:
     the CPU count) caps the worker processes (``"local"``) or the CPUs of the Ray instance this
     call starts (``"ray"``); one worker or one combination runs in this process. ``ray_address``
-    connects to a running Ray cluster instead of starting a local instance.
+    connects to a running Ray cluster instead of starting a local instance. ``force`` runs a sweep
+    above the work limit of :mod:`schedulers.limits`.
     """
     combos = grid(spec, strategies, nodes, kv_capacity_tokens, rates, seeds)
     return _run(trace, combos, copies=copies, time_scale=time_scale, workers=workers, backend=backend,
-                ray_address=ray_address)
+                ray_address=ray_address, force=force)
 
 
 def _run(trace: Trace, combos: list[Combination], *, copies: int, time_scale: float, workers: int | None,
-         backend: Backend, ray_address: str | None) -> pl.DataFrame:
+         backend: Backend, ray_address: str | None, force: bool = False) -> pl.DataFrame:
     """:func:`sweep` once the grid is built."""
     copies = _positive_int(copies, "copies")
+    check_work(len(trace) * copies * len(combos), force=force, what="this sweep")
     time_scale = _positive_number(time_scale, "time_scale")
     n_workers = (os.cpu_count() or 1) if workers is None else _positive_int(workers, "workers")
     if backend not in BACKENDS:
@@ -294,9 +303,16 @@ def _optional(check: Callable[[Any, str], _T], value: object, name: str) -> _T |
 
 
 def _seed(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise UsageError(f"seeds: expected an integer >= 0, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_SEED:
+        raise UsageError(f"seeds: expected an integer in 0..{MAX_SEED}, not {value!r}")
     return int(value)
+
+
+def _nodes(value: object, name: str) -> int:
+    n = _positive_int(value, name)
+    if n > MAX_NODES:
+        raise UsageError(f"{name}: expected at most {MAX_NODES} nodes, not {n}")
+    return n
 
 
 def _positive_number(value: object, name: str) -> float:
@@ -321,6 +337,8 @@ OUTPUT_SUFFIXES = (".parquet", ".csv")
 
 def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``agentgraph sweep``."""
+    from schedulers.cli import copy_count, force_option, node_count, seed_value
+
     p = sub.add_parser("sweep", help="replay a grid of strategies × nodes × KV capacities × rates, one frame",
                        description="Replay the same sessions once per combination of strategies, node "
                        "counts, KV capacities, arrival rates and seeds (cartesian product, strategy "
@@ -330,17 +348,18 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
     p.add_argument("--strategies", type=_list(_strategy), default=list(STRATEGIES), metavar="A,B,...|all",
                    help="comma-separated strategy names, or 'all' (default)")
-    p.add_argument("--nodes", type=_list(base.positive_int), metavar="N,N,...",
+    p.add_argument("--nodes", type=_list(node_count), metavar="N,N,...",
                    help="node counts (default: the cluster's)")
     p.add_argument("--kv-capacity-tokens", type=_list(_capacity), metavar="N|unlimited|auto,...",
                    help="KV capacities per node (default: the cluster's)")
     p.add_argument("--rates", type=_list(_cli_rate), metavar="R,R,...",
                    help="Poisson session arrival rates in sessions/s; 'trace' = the trace's timestamps "
                    "(default: trace only)")
-    p.add_argument("--seeds", type=_list(base.non_negative_int), default=[0], metavar="S,S,...",
+    p.add_argument("--seeds", type=_list(seed_value), default=[0], metavar="S,S,...",
                    help="seeds of every random choice (default 0)")
-    p.add_argument("--copies", type=base.positive_int, default=1, metavar="K",
+    p.add_argument("--copies", type=copy_count, default=1, metavar="K",
                    help="replay K copies of the sessions in every combination (default 1)")
+    force_option(p)
     p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
     p.add_argument("--workers", type=base.positive_int, metavar="N",
@@ -355,15 +374,22 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _list(item: Callable[[str], Any]) -> Callable[[str], list[Any]]:
-    """An argparse type for comma-separated values, each checked by ``item``."""
+    """An argparse type for comma-separated values, each checked by ``item``; an empty item (``1,,2``)
+    or a repeated value is an error, not skipped (a trailing comma is allowed)."""
     def parse(text: str) -> list[Any]:
-        parts = [t.strip() for t in text.split(",") if t.strip()]
-        if not parts:
-            raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}")
+        parts = [t.strip() for t in text.split(",")]
+        if parts[-1:] == [""] and len(parts) > 1:
+            parts.pop()
+        if not any(parts) or "" in parts:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values with none empty, got {text!r}")
         try:
-            return [item(t) for t in parts]
+            values = [item(t) for t in parts]
         except argparse.ArgumentTypeError as exc:
             raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
+        repeated = [t for i, t in enumerate(parts) if values.index(values[i]) != i]
+        if repeated:
+            raise argparse.ArgumentTypeError(f"{repeated[0]!r} is repeated in {text!r}")
+        return values
     return parse
 
 
@@ -385,37 +411,30 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     combos = grid(spec, strategies, args.nodes, args.kv_capacity_tokens, args.rates, args.seeds)
     trace = base.load_any(args.trace)  # after the grid: a bad combination fails before the loading
-    if out is not None:  # an unwritable place fails before the sweep, not after it
-        if out.is_dir():
-            raise UsageError(f"-o {args.output}: is a directory; give a .parquet or .csv file name")
-        base.writable("-o", out, _probe)
-    start = time.perf_counter()
-    df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
-              backend=args.backend, ray_address=args.ray_address)
-    where = "ray" if args.backend == "ray" else f"{_processes(args.workers, len(combos))} process(es)"
-    print(f"swept {len(combos)} combination(s) in {time.perf_counter() - start:.1f} s ({where})", file=sys.stderr)
-    if args.json:
-        base.print_json({"rows": df.to_dicts()})
-    else:
-        _print_table(df, sys.stdout)
-    if out is not None:
-        base.writable("-o", out, df.write_csv if out.suffix.lower() == ".csv" else df.write_parquet)
-        if not args.json:
-            print(f"{df.height} row(s) -> {out}")
+    with open_output(out) if out is not None else contextlib.nullcontext() as f:  # -o fails before the sweep
+        start = time.perf_counter()
+        df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
+                  backend=args.backend, ray_address=args.ray_address, force=args.force)
+        where = "ray" if args.backend == "ray" else f"{_processes(args.workers, len(combos))} process(es)"
+        print(f"swept {len(combos)} combination(s) in {time.perf_counter() - start:.1f} s ({where})",
+              file=sys.stderr)
+        if args.json:
+            base.print_json({"rows": df.to_dicts()})
+        else:
+            _print_table(df, sys.stdout)
+        if f is not None:
+            f.write(_encoded(df, csv=args.output.lower().endswith(".csv")))
+    if out is not None and not args.json:
+        print(f"{df.height} row(s) -> {out}")
     return base.EXIT_OK
 
 
-def _probe(path: Path) -> None:
-    """Check that ``path`` can be written without leaving anything behind: a file this creates is
-    removed at once (so a failed sweep leaves no empty file); an existing one, or a symlink, is
-    opened for appending and left as it was."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # never follows a symlink, never races
-    except FileExistsError:
-        path.open("ab").close()
-    else:
-        os.close(fd)
-        path.unlink()
+def _encoded(df: pl.DataFrame, *, csv: bool) -> bytes:
+    if csv:
+        return df.write_csv().encode()
+    buffer = io.BytesIO()
+    df.write_parquet(buffer)
+    return buffer.getvalue()
 
 
 def _processes(workers: int | None, combinations: int) -> int:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+from agentgraph.errors import UsageError
 from agentgraph.model import Agent, Edge, Hop, Trace
+from schedulers.limits import MAX_COPIES
 
 __all__ = [
     "SHARED_BLOCK_BASE",
@@ -49,7 +51,8 @@ def replicate(trace: Trace, copies: int, shift_s: float | None = None, *, share_
     renamed blocks get fresh ids above the original's largest, in the order they first appear,
     so no id collides and the copies' ids are as dense as the original's.
     """
-    assert copies >= 1, "at least one copy"
+    if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= MAX_COPIES:
+        raise UsageError(f"copies must be an integer in 1..{MAX_COPIES}, not {copies!r}")
     starts = [h.start_s for h in trace.hop_list]
     span = (max(h.end_s for h in trace.hop_list) - min(starts)) if starts else 0.0
     shift = span if shift_s is None else shift_s

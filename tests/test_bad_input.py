@@ -131,7 +131,7 @@ def test_nothing_usable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert f"warning: {bad}:1: truncated last line" not in err  # it ends with a newline
     assert f"warning: {bad}:1: invalid JSON; skipped" in err
-    assert f"agentgraph: error: no usable hop found in {bad}" in err
+    assert f"error: no usable hop found in {bad}" in err
     assert not out.exists()
 
 

@@ -142,10 +142,10 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     (["--strategies", ","], "--strategies is empty"),
     (["--rate", "-1"], "argument --rate: expected a number >= 0, got -1"),
     (["/nonexistent/trace.jsonl"], "/nonexistent/trace.jsonl"),
-    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["--seed", "-1"], "argument --seed: expected an integer in 0..18446744073709551615, got -1"),
     (["--rate", "nan"], "argument --rate: expected a number >= 0, got nan"),
     (["--rate", "inf"], "argument --rate: expected a number >= 0, got inf"),
-    (["-o", "FILE"], "-o FILE: File exists"),
+    (["-o", "FILE"], "error: FILE: Not a directory"),
 ])
 def test_demo_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:

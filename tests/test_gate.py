@@ -12,12 +12,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import schedulers
 from agentgraph.errors import TraceFormatError, UsageError
+from agentgraph.model import Trace
 from schedulers.cli import main
 from schedulers.gate import (
     DEFAULT_MAX_DECREASE,
     DEFAULT_MAX_INCREASE,
     GATE_SCHEMA,
+    NULLABLE,
     Bound,
     Limit,
     Verdict,
@@ -37,6 +40,11 @@ def summary(strategy: str, **metrics: Any) -> dict[str, Any]:
     """A replay summary with the workload keys and the default-gated metrics (overridable)."""
     return {"strategy": strategy, "seed": 0, "cluster": "default", "nodes": 8, "sessions": 9, "hops": 72,
             **METRICS, **metrics}
+
+
+def without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``doc`` minus ``keys``: a summary that lacks metrics (an older version, a hand-edited file)."""
+    return {k: v for k, v in doc.items() if k not in keys}
 
 
 def compare_doc(*summaries: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +176,14 @@ def test_junit_golden(files: tuple[str, str], tmp_path: Path, capsys: pytest.Cap
     assert junit.read_text(encoding="utf-8") == JUNIT
 
 
-def test_junit_to_an_unwritable_place_names_the_option(files: tuple[str, str], tmp_path: Path,
+def test_junit_to_an_unwritable_place_is_one_error_line(files: tuple[str, str], tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """The table still prints; then exit 2 with --junit and the path, not a raw OS error."""
+    """The table still prints; then exit 2 with the path and the reason, not a raw OS error."""
     (tmp_path / "afile").write_text("x")
     target = tmp_path / "afile" / "gate.xml"
     code, out, err = run(capsys, "gate", "--baseline", files[0], "--current", files[1], "--junit", str(target))
     assert (code, out) == (2, TEXT)
-    assert f"--junit {target}: File exists" in err and "Traceback" not in err
+    assert err == f"error: {target}: Not a directory\n"
 
 
 def test_json_carries_every_field(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -360,9 +368,9 @@ def test_cli_thresholds_override_and_last_wins(tmp_path: Path, capsys: pytest.Ca
 ])
 def test_exactly_at_the_limit_passes(bound: Bound, limit: str, base: float, at: float, beyond: float) -> None:
     """A value exactly at the limit is allowed (float rounding aside); any step beyond it is a regression."""
-    given = {"hit_rate": limit}
+    given = {"max_mean_load": limit}
     up, down = (given, None) if bound is Bound.MAX_INCREASE else (None, given)
-    verdicts = [gate(summary("a", hit_rate=base), summary("a", hit_rate=v), defaults=False, max_increase=up,
+    verdicts = [gate(summary("a", max_mean_load=base), summary("a", max_mean_load=v), defaults=False, max_increase=up,
                      max_decrease=down).checks[0].verdict for v in (at, beyond)]
     assert verdicts == [Verdict.OK, Verdict.REGRESSION]
 
@@ -388,13 +396,30 @@ def test_zero_baseline_with_a_relative_limit_allows_no_increase() -> None:
     assert check(65, "64") == (Verdict.REGRESSION, None)
 
 
-def test_null_or_absent_metrics_are_not_failures() -> None:
-    """A metric null (or absent) on either side is n/a: reported, never a regression."""
-    base = {"strategy": "a", "ttft_p99_s": None, "hit_rate": 0.8}
-    report = gate(base, {"strategy": "a", "ttft_p99_s": 3.0}, defaults=False,
-                  max_increase={"ttft_p99_s": "5%"}, max_decrease={"hit_rate": 0.01})
-    assert [(c.metric, c.verdict) for c in report.checks] == [("hit_rate", Verdict.NA), ("ttft_p99_s", Verdict.NA)]
-    assert report.ok and report.summary_line() == "gate: ok, 2 checks"
+def test_a_null_percentile_is_na_not_a_failure() -> None:
+    """A percentile null on either side (nothing was measured) is n/a: reported, never a regression."""
+    for base, cur in ((None, 3.0), (0.5, None), (None, None)):
+        report = gate(summary("a", ttft_p99_s=base), summary("a", ttft_p99_s=cur), defaults=False,
+                      max_increase={"ttft_p99_s": "5%"}, max_decrease={"hit_rate": 0.01})
+        assert [(c.metric, c.verdict) for c in report.checks] == [("hit_rate", Verdict.OK), ("ttft_p99_s", Verdict.NA)]
+        assert report.ok and report.summary_line() == "gate: ok, 2 checks"
+
+
+def test_an_empty_replay_writes_nulls_only_where_the_gate_allows_them() -> None:
+    """A replay over nothing writes null exactly for the NULLABLE percentiles; it gates against itself as n/a."""
+    empty = schedulers.replay(Trace(()), schedulers.DEFAULT_CLUSTER, "round_robin").summary
+    assert {k for k, v in empty.items() if v is None} == set(NULLABLE)
+    report = gate(empty, empty)
+    assert {c.metric: c.verdict.value for c in report.checks} == {
+        "reprefill_tokens": "ok", "hit_rate": "ok", "ttft_p99_s": "n/a", "session_e2e_p50_s": "n/a",
+        "session_e2e_p99_s": "n/a", "cost_per_session_usd": "ok"}
+    assert report.summary_line() == "gate: ok, 6 checks"
+
+
+def test_absent_metrics_that_are_not_gated_do_not_matter() -> None:
+    """Only a gated metric must be present: without ttft_p99_s and wall_s, ttft_p99_s=off gates the other five."""
+    report = gate(without(summary("a"), "ttft_p99_s", "wall_s"), summary("a"), max_increase={"ttft_p99_s": "off"})
+    assert report.summary_line() == "gate: ok, 5 checks"
 
 
 def test_missing_strategy_fails_and_new_one_does_not() -> None:
@@ -453,13 +478,164 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, files: tuple[str, str],
          "--strategies: 'zz' is not in the baseline (it has: a, b, c)"),
     ]
     for argv, message in cases:
-        assert run(capsys, "gate", *argv) == (2, "", f"agentgraph: error: {message}\n"), argv
+        assert run(capsys, "gate", *argv) == (2, "", f"error: {message}\n"), argv
 
 
 def test_usage_errors_exit_2(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     """argparse usage errors (a required option missing, --json with --markdown) also exit 2."""
     assert run(capsys, "gate", "--baseline", files[0])[0] == 2
     assert run(capsys, "gate", "--baseline", files[0], "--current", files[1], "--json", "--markdown")[0] == 2
+
+
+# --------------------------------------------------------------------------- what the gate cannot check
+
+MISSING = "; --allow-missing skips them"
+DEFAULT_GATED = "reprefill_tokens, hit_rate, ttft_p99_s, session_e2e_p50_s, session_e2e_p99_s, cost_per_session_usd"
+
+
+@pytest.mark.parametrize(("base", "cur", "argv", "message"), [
+    pytest.param(without(summary("a"), "hit_rate"), summary("a"), [],
+                 "{b}: strategy 'a': gated metric(s) missing: hit_rate" + MISSING, id="missing-in-baseline"),
+    pytest.param(summary("a"), without(summary("a"), "ttft_p99_s", "cost_per_session_usd"), [],
+                 "{c}: strategy 'a': gated metric(s) missing: ttft_p99_s, cost_per_session_usd" + MISSING,
+                 id="missing-in-current"),
+    pytest.param(compare_doc(summary("a"), without(summary("b"), "hit_rate")),
+                 compare_doc(without(summary("a"), "ttft_p99_s"), without(summary("b"), "hit_rate")), [],
+                 "{c}: strategy 'a': gated metric(s) missing: ttft_p99_s (2 more summary(ies) lack gated metrics too)"
+                 + MISSING, id="missing-in-several"),
+    pytest.param(without(summary("x"), "session_e2e_p99_s"), summary("y"), [],
+                 "{b}: strategy 'x': gated metric(s) missing: session_e2e_p99_s" + MISSING, id="missing-in-an-a/b"),
+    pytest.param({"strategy": "a"}, summary("a"), [],
+                 "{b}: strategy 'a': gated metric(s) missing: " + DEFAULT_GATED + MISSING,
+                 id="baseline-without-metrics"),
+    pytest.param(compare_doc(summary("a")), {"strategies": {"a": {}}}, [],
+                 "{c}: strategy 'a': gated metric(s) missing: " + DEFAULT_GATED + MISSING, id="empty-summary"),
+    pytest.param({}, summary("a"), [], "{b}: not a replay summary: expected the output of `agentgraph replay --json`, "
+                 "`agentgraph compare --json` or a summary.json", id="empty-object"),
+    pytest.param(without(summary("a"), "wall_s"), summary("a"), ["--no-defaults", "--max-increase", "wall_s=50%"],
+                 "{b}: strategy 'a': gated metric(s) missing: wall_s" + MISSING, id="missing-named-metric"),
+    pytest.param(summary("a"), summary("a", ttft_p99_s=-0.5), [],
+                 "{c}: strategy 'a': ttft_p99_s is -0.5, expected a finite number >= 0", id="negative-latency"),
+    pytest.param(summary("a", reprefill_tokens=-1), summary("a"), [],
+                 "{b}: strategy 'a': reprefill_tokens is -1, expected a finite number >= 0", id="negative-tokens"),
+    pytest.param(summary("a"), summary("a", cost_usd=-0.01), [],
+                 "{c}: strategy 'a': cost_usd is -0.01, expected a finite number >= 0", id="negative-ungated-cost"),
+    pytest.param(summary("a"), summary("a", hit_rate=1.5), [],
+                 "{c}: strategy 'a': hit_rate is 1.5, expected a number in [0, 1]", id="hit-rate-1.5"),
+    pytest.param(summary("a", hit_rate=-0.1), summary("a"), [],
+                 "{b}: strategy 'a': hit_rate is -0.1, expected a number in [0, 1]", id="hit-rate-negative"),
+    pytest.param(summary("a", hit_rate=None), summary("a"), [],
+                 "{b}: strategy 'a': hit_rate is null, expected a number in [0, 1]", id="null-hit-rate"),
+    pytest.param(summary("a"), summary("a", ttft_p99_s=-1.0), ["--allow-missing"],
+                 "{c}: strategy 'a': ttft_p99_s is -1.0, expected a finite number >= 0", id="allow-missing-no-excuse"),
+    pytest.param(summary("a"), '{"strategy": "a", "ttft_p99_s": 1e999}', [],
+                 "{c}:1: invalid JSON at column 33: number is infinity when parsed as double", id="inf-in-json"),
+    pytest.param(summary("a"), '{"strategy": "a", "ttft_p99_s": NaN}', [],
+                 "{c}:1: invalid JSON at column 33: unexpected character, expected a JSON value", id="nan-in-json"),
+])
+def test_what_the_gate_cannot_check_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], base: Any, cur: Any,
+                                            argv: list[str], message: str) -> None:
+    """An absent gated metric or a value no replay writes: exit 2, one line naming the file, strategy and metric."""
+    b = write(tmp_path / "base.json", base)
+    c = tmp_path / "cur.json"
+    if isinstance(cur, str):
+        c.write_text(cur)
+    else:
+        write(c, cur)
+    code, out, err = run(capsys, "gate", "--baseline", b, "--current", str(c), *argv)
+    assert (code, out, err) == (2, "", "error: " + message.format(b=b, c=c) + "\n")
+
+
+def test_errors_name_a_directory_as_its_summary_json_and_stdin_as_stdin(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file an error names is the one read: DIR/summary.json for a directory, <stdin> for '-'."""
+    (tmp_path / "run").mkdir()
+    write(tmp_path / "run" / "summary.json", {"summary": without(summary("a"), "hit_rate")})
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(orjson.dumps(summary("a", makespan_s=-3.0)))))
+    assert run(capsys, "gate", "--baseline", str(tmp_path / "run"), "--current", "-") == (
+        2, "", "error: <stdin>: strategy 'a': makespan_s is -3.0, expected a finite number >= 0\n")
+    cur = write(tmp_path / "cur.json", summary("a"))
+    where = tmp_path / "run" / "summary.json"
+    assert run(capsys, "gate", "--baseline", str(tmp_path / "run"), "--current", cur) == (
+        2, "", f"error: {where}: strategy 'a': gated metric(s) missing: hit_rate{MISSING}\n")
+
+
+@pytest.mark.parametrize(("base", "cur", "kwargs", "message"), [
+    pytest.param(summary("a"), summary("a", ttft_p99_s=float("nan")), {},
+                 "current: strategy 'a': ttft_p99_s is nan, expected a finite number >= 0", id="nan"),
+    pytest.param(summary("a", session_e2e_p99_s=float("inf")), summary("a"), {},
+                 "baseline: strategy 'a': session_e2e_p99_s is inf, expected a finite number >= 0", id="inf"),
+    pytest.param(summary("a"), summary("a", cost_per_session_usd=-float("inf")), {},
+                 "current: strategy 'a': cost_per_session_usd is -inf, expected a finite number >= 0", id="-inf"),
+    pytest.param(summary("a"), summary("a", reprefill_tokens=10**400), {},
+                 f"current: strategy 'a': reprefill_tokens is {10**400}, expected a finite number >= 0", id="huge-int"),
+    pytest.param(summary("a"), summary("a", hit_rate=float("nan")), {},
+                 "current: strategy 'a': hit_rate is nan, expected a number in [0, 1]", id="nan-hit-rate"),
+    pytest.param(summary("a"), summary("a", hit_rate=1.5), {"sources": ("old.json", "new.json")},
+                 "new.json: strategy 'a': hit_rate is 1.5, expected a number in [0, 1]", id="sources-name-the-inputs"),
+    pytest.param(without(summary("a"), "hit_rate"), summary("a"), {},
+                 "baseline: strategy 'a': gated metric(s) missing: hit_rate" + MISSING, id="missing"),
+    pytest.param(summary("a"), without(summary("a"), "reprefill_tokens"), {"allow_missing": False},
+                 "current: strategy 'a': gated metric(s) missing: reprefill_tokens" + MISSING, id="missing-explicit"),
+])
+def test_the_api_refuses_what_it_cannot_check(base: dict[str, Any], cur: dict[str, Any], kwargs: dict[str, Any],
+                                              message: str) -> None:
+    """gate() raises UsageError for the same cases as the CLI, floats the JSON could not carry included."""
+    with pytest.raises(UsageError) as exc:
+        gate(base, cur, **kwargs)
+    assert str(exc.value) == message
+
+
+SKIP_WARNING = "warning: {b}: strategy 'a': gated metric(s) missing: hit_rate; skipped (--allow-missing)\n"
+
+
+@pytest.mark.parametrize(("base", "cur", "code", "last", "warning"), [
+    pytest.param(without(summary("a"), "hit_rate"), summary("a"), 0, "gate: ok, 6 checks, 1 skipped", SKIP_WARNING,
+                 id="missing-in-baseline"),
+    pytest.param(summary("a"), without(summary("a", session_e2e_p99_s=11.0), "ttft_p99_s"), 1,
+                 "gate: 1 regression(s) in 6 checks, 1 skipped",
+                 "warning: {c}: strategy 'a': gated metric(s) missing: ttft_p99_s; skipped (--allow-missing)\n",
+                 id="missing-in-current-with-a-regression"),
+    pytest.param(summary("a"), summary("a"), 0, "gate: ok, 6 checks", "", id="nothing-missing"),
+])
+def test_allow_missing_skips_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str], base: dict[str, Any],
+                                            cur: dict[str, Any], code: int, last: str, warning: str) -> None:
+    """--allow-missing: a warning line per summary on stderr; the exit code comes from the remaining checks."""
+    b, c = write(tmp_path / "b.json", base), write(tmp_path / "c.json", cur)
+    got, out, err = run(capsys, "gate", "--baseline", b, "--current", c, "--allow-missing")
+    assert (got, out.splitlines()[-1], err) == (code, last, warning.format(b=b, c=c))
+
+
+def test_a_skipped_check_reads_the_same_in_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text, Markdown, JSON, JUnit and the frame all show the absent hit_rate as skipped, with the present value."""
+    b, c = write(tmp_path / "b.json", without(summary("a"), "hit_rate")), write(tmp_path / "c.json", summary("a"))
+    opts = ["gate", "--baseline", b, "--current", c, "--allow-missing"]
+    junit = tmp_path / "gate.xml"
+    _, text, _ = run(capsys, *opts, "--junit", str(junit))
+    assert text.splitlines()[2].split() == ["a", "hit_rate", "-", "0.8", "-", "-", "-0.01", "skipped"]
+    _, md, _ = run(capsys, *opts, "--markdown")
+    assert md.splitlines()[0] == "### ✅ agentgraph gate: ok, 6 checks, 1 skipped"
+    assert md.splitlines()[5] == "| a | `hit_rate` | - | 0.8 | - | - | -0.01 | skipped |"
+    _, js, _ = run(capsys, *opts, "--json")
+    doc = json.loads(js)
+    assert (doc["ok"], doc["regressions"], doc["checks"][1]) == (True, 0, {
+        "strategy": "a", "metric": "hit_rate", "bound": "max_decrease", "limit": "0.01", "baseline": None,
+        "current": 0.8, "change": None, "change_pct": None, "allowed": None, "verdict": "skipped"})
+    suites = junit.read_text(encoding="utf-8")
+    assert '<testsuites name="agentgraph gate" tests="6" failures="0" skipped="1">' in suites
+    assert ('<testcase classname="agentgraph.gate.a" name="hit_rate (-0.01)">\n'
+            '      <skipped message="hit_rate is missing from the baseline; skipped (--allow-missing)" />') in suites
+    report = gate(without(summary("a"), "hit_rate"), summary("a"), allow_missing=True)
+    assert report.to_frame().row(1) == ("a", "hit_rate", "max_decrease", "0.01", None, 0.8, None, None, None, "skipped")
+    assert (report.skipped, report.absent) == (
+        (report.checks[1],), ("baseline: strategy 'a': gated metric(s) missing: hit_rate; skipped (--allow-missing)",))
+
+
+def test_allow_missing_does_not_excuse_a_missing_strategy(files: tuple[str, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--allow-missing is about metrics: a baseline strategy absent from the current file still fails (exit 1)."""
+    code, out, err = run(capsys, "gate", "--baseline", files[0], "--current", files[1], "--allow-missing")
+    assert (code, out, err) == (1, TEXT, "")
 
 
 # --------------------------------------------------------------------------- end to end

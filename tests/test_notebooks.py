@@ -15,8 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
-PUBLIC_MODULES = {"agentgraph", "agentgraph.costs", "agentgraph.sources", "schedulers", "schedulers.demo",
-                  "schedulers.gate", "schedulers.plots", "schedulers.sweep"}
+PUBLIC_MODULES = {"agentgraph", "agentgraph.costs", "agentgraph.outputs", "agentgraph.sources", "schedulers",
+                  "schedulers.demo", "schedulers.gate", "schedulers.plots", "schedulers.sweep"}
 
 
 def test_the_two_notebooks_the_issue_names_exist() -> None:

@@ -72,7 +72,8 @@ def test_one_record_per_call_with_the_reassembled_message(tmp_path: Path) -> Non
     with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, out) as proxy:
         _post(proxy.url, _body(0))
     header, rec = (orjson.loads(line) for line in out.read_bytes().splitlines())
-    assert header == {"format": "agentgraph.record", "version": 1}
+    assert header == {"format": "agentgraph.record", "version": 2}
+    assert rec["kind"] == "call" and rec["path"] == "/v1/messages?beta=true" and rec["truncated"] is False
     assert rec["status"] == 200 and rec["request"] == _body(0)
     assert [b["type"] for b in rec["response"]["content"]] == ["text", "tool_use"]
     assert rec["response"]["content"][1]["input"] == {"command": "ls"}
@@ -171,7 +172,7 @@ def test_kill_9_mid_stream_leaves_complete_records(tmp_path: Path) -> None:
 def test_redacted_recording_imports_to_the_same_blocks(tmp_path: Path) -> None:
     """redact() keeps unit keys and sizes, tool results and prompt hashes, and nothing else:
     the import is the same hops, hash ids, usage and edges; the text is gone."""
-    from agentgraph.record import redact
+    from agentgraph.record import CallRecord, redact
 
     full = tmp_path / "full.jsonl"
     with ScriptedUpstream(SCRIPT) as up, RecordingProxy(up.url, full) as proxy:
@@ -179,7 +180,8 @@ def test_redacted_recording_imports_to_the_same_blocks(tmp_path: Path) -> None:
         _post(proxy.url, _body(1))
     header, *records = full.read_bytes().splitlines()
     red = tmp_path / "red.jsonl"
-    red.write_bytes(b"\n".join([header, *(orjson.dumps(redact(orjson.loads(r))) for r in records)]) + b"\n")
+    red.write_bytes(b"\n".join([header, *(orjson.dumps(redact(CallRecord.from_json(orjson.loads(r))).to_json())
+                                          for r in records)]) + b"\n")
     a, b = import_paths([full]).trace, import_paths([red]).trace
     assert [(h.hash_ids, h.prompt_tokens, h.usage, [t.name for t in h.tool_calls]) for h in a] == [
         (h.hash_ids, h.prompt_tokens, h.usage, [t.name for t in h.tool_calls]) for h in b]
@@ -480,7 +482,7 @@ def test_redirects_are_passed_on_not_followed(tmp_path: Path) -> None:
 
 def test_redaction_keeps_only_safe_parameters(tmp_path: Path) -> None:
     """--redact keeps an allowlist of parameters; MCP tokens are removed even without it."""
-    from agentgraph.record import redact
+    from agentgraph.record import CallRecord, redact
 
     body = _body(0, stream=False) | {
         "stop_sequences": ["SECRET-STOP"], "metadata": {"user_id": "SECRET-USER"},
@@ -495,7 +497,9 @@ def test_redaction_keeps_only_safe_parameters(tmp_path: Path) -> None:
     kept = orjson.loads(red.read_bytes().splitlines()[1])["request"]
     assert {k: kept[k] for k in ("model", "max_tokens", "stream", "output_config")} == {
         "model": "claude-test-1", "max_tokens": 100, "stream": False, "output_config": {"effort": "low"}}
-    assert redact({"request": {"messages": "not a list", "system": "SECRET"}})["request"] == {"redacted": True}
+    odd = CallRecord(seq=1, method="POST", path="/v1/messages", t_request_s=0.0,
+                     request={"messages": "not a list", "system": "SECRET"})
+    assert redact(odd).request == {"redacted": True}
 
 
 def test_stopping_with_a_call_in_flight_is_quick_and_records_it(tmp_path: Path) -> None:
@@ -555,3 +559,39 @@ def test_calls_without_session_headers_are_reported(tmp_path: Path) -> None:
     assert [str(i) for i in import_paths([out]).issues] == [
         f"{out}: 1 call(s) carry no x-claude-code-session-id header: they are read as one session "
         "'recording' with one agent, in time order"]
+
+
+@pytest.mark.parametrize("args", [
+    ["emulate", "--port", "99999"],
+    ["emulate", "--port", "-1"],
+    ["record", "--port", "-5"],
+    ["record", "--port", "65536"],
+    ["record", "--upstream", "notaurl"],
+    ["record", "--upstream", "ftp://127.0.0.1:9"],
+    ["record", "--upstream", "http://127.0.0.1:99999"],
+    ["record", "--upstream", "http://bot:sk-ant-fake-in-a-bad-url-0123456789@127.0.0.1:99999"],
+    ["record", "--upstream", "http://127.0.0.1:9/?key=1"],
+    ["record", "--max-record-bytes", "-1"],
+    ["record", "--max-inflight-bytes", "0"],
+], ids=lambda a: " ".join(a[:3])[:40])
+def test_bad_record_and_emulate_options_exit_2_at_once(args: list[str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad port, upstream URL or limit: exit 2 within 10 s with one error line (or argparse's
+    usage error), no traceback, the command not started, nothing written, no credential echoed."""
+    from agentgraph.cli import main
+
+    script, out, marker = tmp_path / "s.json", tmp_path / "r.jsonl", tmp_path / "started"
+    script.write_bytes(orjson.dumps(SCRIPT))
+    argv = ([*args, "--script", str(script)] if args[0] == "emulate" else
+            [*args, *([] if "--upstream" in args else ["--upstream", "http://127.0.0.1:9"]), "-o", str(out),
+             "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"])
+    started = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and (errors[0].startswith("error: ") or errors[0].startswith("usage:") or
+                                 errors[0].startswith(f"agentgraph {args[0]}: error: ")), err
+    assert err.splitlines()[-1] == errors[0]
+    assert "Traceback" not in err and "sk-ant-fake" not in err
+    assert not marker.exists() and not out.exists()

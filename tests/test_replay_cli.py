@@ -134,4 +134,4 @@ def test_readme_compare_example_is_what_the_command_prints(capsys: pytest.Captur
 def test_negative_seed_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """Not numpy's ValueError (exit 3): argparse's message, exit 2."""
     code, _, err = run(capsys, "replay", REPLAYS, "--seed", "-1")
-    assert code == 2 and "argument --seed: expected an integer >= 0, got -1" in err
+    assert code == 2 and "argument --seed: expected an integer in 0..18446744073709551615, got -1" in err

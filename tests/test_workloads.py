@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentgraph.errors import UsageError
 from agentgraph.model import Edge, EdgeKind, Hop, Trace
 from schedulers.workloads import SHARED_BLOCK_BASE, replicate, with_shared_prefix
 
@@ -46,5 +47,6 @@ def test_replicate_never_collides_with_existing_ids() -> None:
 
 def test_one_copy_is_the_trace() -> None:
     assert replicate(TRACE, 1).hop_list == TRACE.hop_list
-    with pytest.raises(AssertionError):
-        replicate(TRACE, 0)
+    for bad in (0, 100_001, True, 2.0):
+        with pytest.raises(UsageError, match=r"copies must be an integer in 1\.\.100000, not "):
+            replicate(TRACE, bad)  # type: ignore[arg-type]

@@ -5,7 +5,9 @@ system blocks, messages, ``cache_control`` markers stripped), sized to the usage
 reported. Sessions and agents come from the ``x-claude-code-session-id`` /
 ``x-claude-code-agent-id`` headers; a sub-agent is linked to the parent's ``Agent``/``Task``
 tool call whose prompt its first request carries. A tool call ends when the first later request
-carrying its ``tool_result`` was sent.
+carrying its ``tool_result`` was sent. Lines are read as :class:`~agentgraph.record.CallRecord`
+(versions 1 and 2); records of other requests (kind ``request``) and ``count_tokens`` calls are
+skipped, truncated and failed calls are reported.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 from agentgraph.costs import time_us
 from agentgraph.errors import ImportIssue
 from agentgraph.model import MAIN_AGENT, Trace
-from agentgraph.record import redact, text_hash
+from agentgraph.record import FORMAT, VERSION, CallRecord, RecordKind, redact, text_hash
 from agentgraph.schemas import tool_schemas
 from agentgraph.sources.claude_code import (
     _SPAWN_TOOLS,
@@ -34,29 +36,35 @@ from agentgraph.sources.jsonl import as_int, read_records, token_count
 
 __all__ = ["read_recording"]
 
-FORMAT = "agentgraph.record"
-
 
 def read_recording(path: Path, issues: list[ImportIssue], importer: ClaudeCodeImporter) -> Iterator[Trace]:
     """One trace per recorded session, in order of each session's first call."""
-    sessions: dict[str, list[dict[str, Any]]] = {}
+    sessions: dict[str, list[CallRecord]] = {}
     header_seen = False
-    for lineno, rec in read_records(path, issues):
+    for lineno, obj in read_records(path, issues):
         if not header_seen:
             header_seen = True
-            if rec.get("format") == FORMAT:
+            if obj.get("format") == FORMAT:
+                if obj.get("version") not in range(1, VERSION + 1):
+                    issues.append(ImportIssue(str(path), lineno, f"{FORMAT} version {obj.get('version')!r} "
+                                              f"is not one this reader knows (1..{VERSION}); reading on"))
                 continue
             issues.append(ImportIssue(str(path), lineno, f"no {FORMAT} header; reading on"))
-        if "count_tokens" in str(rec.get("path")):
-            continue  # token counting, not an LLM call
-        if rec.get("kind") != "call":
-            issues.append(ImportIssue(str(path), lineno, f"unknown record kind {rec.get('kind')!r}; skipped"))
+        if "count_tokens" in str(obj.get("path")) or obj.get("kind") == RecordKind.REQUEST:
+            continue  # token counting, or not a Messages API call at all
+        if obj.get("kind") != RecordKind.CALL:
+            issues.append(ImportIssue(str(path), lineno, f"unknown record kind {obj.get('kind')!r}; skipped"))
+            continue
+        try:
+            rec = CallRecord.from_json(obj)
+        except ValueError as exc:
+            issues.append(ImportIssue(str(path), lineno, f"call not imported: {exc}"))
             continue
         problem = _problem(rec)
         if problem:
             issues.append(ImportIssue(str(path), lineno, f"call not imported: {problem}"))
             continue
-        sid = str(rec["request_headers"].get("x-claude-code-session-id") or "recording")
+        sid = str(rec.request_headers.get("x-claude-code-session-id") or "recording")
         sessions.setdefault(sid, []).append(rec)
     if "recording" in sessions:
         issues.append(ImportIssue(str(path), None, f"{len(sessions['recording'])} call(s) carry no "
@@ -66,45 +74,45 @@ def read_recording(path: Path, issues: list[ImportIssue], importer: ClaudeCodeIm
         yield _session(sid, records, str(path), issues, importer)
 
 
-def _problem(rec: dict[str, Any]) -> str | None:
-    if rec.get("status") != 200:
-        return f"status {rec.get('status')} ({rec.get('error') or 'upstream error'})"
-    request, response = rec.get("request"), rec.get("response")
+def _problem(rec: CallRecord) -> str | None:
+    if rec.status != 200:
+        return f"status {rec.status} ({rec.error or 'upstream error'})"
+    if rec.truncated:
+        return "truncated: a body was larger than the recorder kept (--max-record-bytes)"
+    request, response = rec.request, rec.response
     if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
         return "request body is not a Messages API request"
-    if rec.get("error") or rec.get("stream_error"):
-        return f"the call failed mid-way ({rec.get('error') or rec.get('stream_error')})"
+    if rec.error or rec.stream_error:
+        return f"the call failed mid-way ({rec.error or rec.stream_error})"
     if not isinstance(response, dict) or not isinstance(response.get("usage"), dict) \
-            or (rec.get("events") is not None and response.get("stop_reason") is None):
+            or (rec.events is not None and response.get("stop_reason") is None):
         return "no complete response message (stream cut or error event)"
-    if not isinstance(rec.get("request_headers"), dict) or not isinstance(rec.get("t_request_s"), int | float):
-        return "missing request headers or time"
     return None
 
 
-def _session(sid: str, records: list[dict[str, Any]], path: str, issues: list[ImportIssue],
+def _session(sid: str, records: list[CallRecord], path: str, issues: list[ImportIssue],
              importer: ClaudeCodeImporter) -> Trace:
     s = _SessionLines(sid)
     calls: dict[str, list[_Call]] = {}
     shared: set[bytes] = set()
     first_texts: dict[str, set[str]] = {}
     prompts: dict[str, str] = {}  # spawning tool_use id -> hash of its prompt
-    for rec in sorted(records, key=lambda r: (r["t_request_s"], r.get("seq", 0))):
-        agent = str(rec["request_headers"].get("x-claude-code-agent-id") or MAIN_AGENT)
+    for rec in sorted(records, key=lambda r: (r.t_request_s, r.seq)):
+        agent = str(rec.request_headers.get("x-claude-code-agent-id") or MAIN_AGENT)
         try:
             # one path for both kinds: a full record is read through its redacted view
-            full = not rec["request"].get("redacted")
+            full = not rec.request.get("redacted")
             view = redact(rec) if full else rec
             call, fixed = _call(agent, rec, view, prompts)
             if full:  # a redacted record has no schemas and no body to serialize
-                call.tool_schemas = tool_schemas(rec["request"].get("tools"), s.schemas)
+                call.tool_schemas = tool_schemas(rec.request.get("tools"), s.schemas)
                 if importer.measure_cpu:
-                    call.assemble_us = time_us(partial(orjson.dumps, rec["request"]))
+                    call.assemble_us = time_us(partial(orjson.dumps, rec.request))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            issues.append(ImportIssue(path, None, f"call {rec.get('seq')}: unusable ({exc!r}); skipped"))
+            issues.append(ImportIssue(path, None, f"call {rec.seq}: unusable ({exc!r}); skipped"))
             continue
-        first_texts.setdefault(agent, _user_texts(view["request"]["messages"]))
-        _note_results(s, view["request"]["messages"], float(rec["t_request_s"]))
+        first_texts.setdefault(agent, _user_texts(view.request["messages"]))
+        _note_results(s, view.request["messages"], rec.t_request_s)
         shared.update(fixed)
         calls.setdefault(agent, []).append(call)
     _link_sub_agents(s, calls, first_texts, prompts)
@@ -117,15 +125,15 @@ def _units(refs: Any) -> list[tuple[bytes, int]]:
     return [(bytes.fromhex(r["key"]), token_count(r["tokens_est"], "tokens_est")) for r in refs]
 
 
-def _call(agent: str, rec: dict[str, Any], view: dict[str, Any],
+def _call(agent: str, rec: CallRecord, view: CallRecord,
           prompts: dict[str, str]) -> tuple[_Call, list[bytes]]:
-    fixed = _units(view["request"]["fixed"])
-    units: list[tuple[bytes, int | None]] = [*fixed, *_units(view["request"]["messages"])]
-    response = rec["response"]
+    fixed = _units(view.request["fixed"])
+    units: list[tuple[bytes, int | None]] = [*fixed, *_units(view.request["messages"])]
+    response = rec.response
     _check_usage(response["usage"])
     usage = _usage(response["usage"], as_int(response["usage"].get("output_tokens")))
     assert usage is not None, "usage was checked to be an object"
-    end = float(rec.get("t_last_byte_s") or rec["t_request_s"])
+    end = rec.t_last_byte_s or rec.t_request_s
     tools = []
     for block in response.get("content") or ():
         if isinstance(block, dict) and block.get("type") == "tool_use":
@@ -134,10 +142,10 @@ def _call(agent: str, rec: dict[str, Any], view: dict[str, Any],
             tools.append((tid, str(block.get("name")), orjson.dumps(inp if full else {}).decode(), end))
             prompt = inp.get("prompt") if full and isinstance(inp, dict) else None
             prompts[tid] = text_hash(prompt) if isinstance(prompt, str) else str(block.get("prompt_sha256", ""))
-    request = rec["request"]
-    call = _Call(agent, float(rec["t_request_s"]), end, str(request.get("model") or response.get("model")),
+    request = rec.request
+    call = _Call(agent, rec.t_request_s, end, str(request.get("model") or response.get("model")),
                  units, usage, usage.output_tokens, response.get("stop_reason"),
-                 str(rec["response_headers"].get("request-id") or rec.get("seq")), tools)
+                 str(rec.response_headers.get("request-id") or rec.seq), tools)
     return call, [k for k, _ in fixed]
 
 

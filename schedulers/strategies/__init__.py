@@ -73,6 +73,9 @@ def parse_strategies(text: str, option: str = "--strategies") -> list[str]:
     names = [check_strategy(n.strip()) for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError(f"{option} is empty; give names or 'all'")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"{option} names {', '.join(repeated)} more than once")
     return names
 
 
