@@ -17,6 +17,8 @@ import pytest
     "schedulers.simulator", "schedulers.strategies", "schedulers.strategies.base", "schedulers.timing",
     "schedulers.workloads", "schedulers.cli", "schedulers.gate", "schedulers.sweep", "schedulers.demo",
     "schedulers.plots",
+    *(f"agentgraph.sources.claude_code{m}" for m in ("", ".current", ".discovery", ".hops", ".importer", ".legacy",
+                                                       ".lines", ".linking", ".records", ".sizing")),
 ])
 def test_all_is_sorted_and_complete(module: str) -> None:
     """__all__ is sorted (constants, classes, functions) and every name in it is importable."""
