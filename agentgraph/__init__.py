@@ -11,6 +11,7 @@ from __future__ import annotations
 from agentgraph.errors import (
     AgentgraphError,
     ImportIssue,
+    IssueKind,
     NothingImportedError,
     TraceFormatError,
     UsageError,
@@ -25,6 +26,7 @@ __all__ = [
     "EdgeKind",
     "Hop",
     "ImportIssue",
+    "IssueKind",
     "NothingImportedError",
     "ToolCall",
     "Trace",

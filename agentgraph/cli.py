@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -20,7 +22,7 @@ import orjson
 
 from agentgraph import traceio
 from agentgraph.costs import BACKENDS, DEFAULT_BACKEND, DPU_CHECKS_PER_S, REPEATS
-from agentgraph.errors import AgentgraphError, ImportIssue, NothingImportedError, UsageError
+from agentgraph.errors import AgentgraphError, ImportIssue, IssueKind, NothingImportedError, UsageError
 from agentgraph.model import Hop, Trace
 from agentgraph.outputs import open_output, write_output
 from agentgraph.sources import FORMATS, iter_import, merge
@@ -28,7 +30,7 @@ from agentgraph.sources import FORMATS, iter_import, merge
 _T = TypeVar("_T")
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-MAX_WARNINGS_SHOWN = 20
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 Commands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -43,8 +45,12 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Commands] = ())
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
     try:
-        result: int = args.run(args)
+        with _signals_unwind():
+            result: int = args.run(args)
         return result
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the with-blocks on the way out cleaned up
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError as exc:
         if exc.filename is not None:  # an output file's reader (a FIFO, a socket) went away
             print(f"error: {error_line(exc)}", file=sys.stderr)
@@ -60,6 +66,30 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Commands] = ())
         print("agentgraph: internal error (a bug; please report it with the traceback above)",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so a half-written output's
+    temporary file is removed on the way out (``timeout``, CI cancellation and systemd send SIGTERM).
+    Only in the main thread (signals cannot be set elsewhere); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # polars' import re-registers SIGINT at the C level with SA_RESTART, so Ctrl-C could not stop a
+    # blocking open() (a FIFO without a reader): installing Python's handler again undoes that
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, ctrl_c if callable(ctrl_c) else signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def error_line(exc: BaseException) -> str:
@@ -90,6 +120,7 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
     imp.add_argument("--to", choices=("agentgraph", "mooncake"), default="agentgraph",
                      help="output format: agentgraph.trace (default) or Dynamo's agentic Mooncake v2")
     imp.add_argument("--json", action="store_true", help="print a JSON summary")
+    warnings_option(imp)
     _cpu_options(imp)
     imp.add_argument("--measure-cpu", action="store_true",
                      help="measure each hop's CPU work (parse, validate, assemble) on its real payloads; "
@@ -102,6 +133,7 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
                          "of calls, the invalid ones with the first error, the share the RE2 fast path "
                          "decides alone, and p50/p99 microseconds per call.")
     val.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    warnings_option(val)
     val.add_argument("--backend", default=",".join(BACKENDS), metavar="NAMES",
                      help=f"comma-separated backends to time (default {','.join(BACKENDS)})")
     _dpu_rate_option(val)
@@ -113,9 +145,25 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
                          description="Show each session's hops: agent, prompt tokens, prefix shared "
                          "with the previous hop, new tokens, API cache read/write, output, tools.")
     ins.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    warnings_option(ins)
     ins.add_argument("--json", action="store_true", help="print totals and per-session numbers as JSON")
     ins.add_argument("--session", help="only this session id (or a unique prefix)")
     ins.set_defaults(run=_cmd_inspect)
+
+    use = sub.add_parser("usage", help="API tokens and cost per day, model or session (like ccusage)",
+                         description="Tokens as the API reported them (input, cache read, 5-minute and "
+                         "1-hour cache writes, output) and their cost at Anthropic's list prices, per "
+                         "group; totals are inspect --json's. See docs/usage-accounting.md.")
+    use.add_argument("trace", nargs="+", metavar="PATH", help="a trace file, or any importable source")
+    warnings_option(use)
+    use.add_argument("--by", choices=("day", "model", "session", "turn"), default="model",
+                     help="one row per UTC day, model (default) or session; turn needs turn boundaries "
+                     "(not imported yet)")
+    use.add_argument("--prices", metavar="FILE",
+                     help="TOML or .json file of model id or prefix -> {input_per_mtok, output_per_mtok}; "
+                     "replaces or extends the built-in list prices")
+    use.add_argument("--json", action="store_true", help="print rows, total and warnings as one JSON object")
+    use.set_defaults(run=_cmd_usage)
 
     rec = sub.add_parser("record", help="record Anthropic API calls through a local proxy",
                          description="Run a recording proxy for the Anthropic Messages API. With a "
@@ -151,15 +199,29 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
                      help="replace ${NAME} in the script")
     emu.set_defaults(run=_cmd_emulate)
 
-    gr = sub.add_parser("graph", help="the call graph as DOT, Mermaid or JSON, critical path marked")
+    gr = sub.add_parser("graph", help="the call graph as DOT, Mermaid, JSON, PNG or SVG, critical path marked",
+                        description="The call graph of each session, critical path marked. png and svg "
+                        "are drawn with matplotlib (no Graphviz): one panel per session (at most 12; "
+                        "--session picks one), agents in lanes, hops in start order, a session of more "
+                        "than 80 hops summarized as one node per agent and span of hops.")
     gr.add_argument("trace", nargs="+", metavar="TRACE")
-    gr.add_argument("--format", choices=("dot", "mermaid", "json"), default="dot")
+    warnings_option(gr)
+    gr.add_argument("--format", choices=("dot", "mermaid", "json", "png", "svg"), default="dot",
+                    help="dot (default), mermaid, json, or a picture: png, svg")
     gr.add_argument("--session", help="only this session id (or a unique prefix)")
-    gr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    gr.add_argument("-o", "--output", metavar="FILE",
+                    help="write here instead of stdout (png/svg go to stdout only when it is not a "
+                    "terminal: `> graph.png`)")
     gr.set_defaults(run=_cmd_graph)
     for extend in extensions:
         extend(sub)
     return p
+
+
+def warnings_option(p: argparse.ArgumentParser) -> None:
+    """``--warnings FILE`` for a command that imports (every import warning, one per line)."""
+    p.add_argument("--warnings", metavar="FILE",
+                   help="write every import warning to FILE, one per line (stderr groups them by kind)")
 
 
 def _cpu_options(p: argparse.ArgumentParser) -> None:
@@ -222,6 +284,19 @@ def non_negative_float(text: str) -> float:
     return _finite_float(text, "a number >= 0", zero_ok=True)
 
 
+def float_range(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type=`` for a finite number in ``[low, high]``: beyond a bound, float time loses
+    the precision a replay needs (``--time-scale 1e300`` gave zero latencies)."""
+    what = f"a number in [{low:g}, {high:g}]"
+
+    def convert(text: str) -> float:
+        value = _finite_float(text, what, zero_ok=True)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+    return convert
+
+
 def _finite_float(text: str, what: str, *, zero_ok: bool) -> float:
     try:
         value = float(text)
@@ -251,9 +326,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
     issues: list[ImportIssue] = []
     out = Path(args.output)
     totals: dict[str, int] = {}
+    parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
+                        measure_cpu=args.measure_cpu)  # a missing source fails here, before -o is touched
+    _not_a_source(out, args.sources)
     with open_output(out) as f:  # opened first: an unusable -o fails before the import's work
-        parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
-                            measure_cpu=args.measure_cpu)
         meta: dict[str, Any] = {}
         if args.measure_cpu:
             from agentgraph.costs import ValidationBackend, measure_cpu
@@ -273,7 +349,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 writer.add(part)
                 _accumulate(totals, part.summary())
             writer.close()
-        _report_issues(issues)
+        _report_issues(issues, args.warnings)
         if not totals.get("llm_hops"):  # raised inside: a file being replaced is left as it was
             raise NothingImportedError(f"no usable hop found in {', '.join(args.sources)}")
     if args.json:
@@ -286,26 +362,63 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _not_a_source(out: Path, sources: Sequence[str]) -> None:
+    """Refuse ``-o`` naming one of the files being imported: the import would replace its input."""
+    if not out.exists():
+        return
+    for source in sources:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, source):
+                raise UsageError(f"-o {out} is also a source of this import; write the trace elsewhere")
+
+
 def _accumulate(totals: dict[str, int], part: dict[str, int]) -> None:
     for key, value in part.items():
         totals[key] = totals.get(key, 0) + value
 
 
-def _report_issues(issues: list[ImportIssue]) -> None:
-    for issue in issues[:MAX_WARNINGS_SHOWN]:
-        print(f"warning: {issue}", file=sys.stderr)
-    if len(issues) > MAX_WARNINGS_SHOWN:
-        print(f"warning: ... and {len(issues) - MAX_WARNINGS_SHOWN} more", file=sys.stderr)
+def _report_issues(issues: list[ImportIssue], warnings: str | None = None) -> None:
+    """Every import warning: all of them to ``warnings`` (one per line) when given; on stderr one
+    line per kind (see :func:`warning_lines`), and where that folded some, how to see each."""
+    if warnings is not None:
+        write_output(warnings, "".join(f"{_one_line(str(i))}\n" for i in issues))
+    lines = warning_lines(issues)
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+    if len(lines) < len(issues) and warnings is None:
+        print(f"warning: {len(issues)} warnings in all; --warnings FILE lists each", file=sys.stderr)
+
+
+def warning_lines(issues: Sequence[ImportIssue]) -> list[str]:
+    """One line per kind, in order of first appearance: a kind met once is the issue itself, a
+    kind met N times is ``N × KIND (e.g. FIRST ISSUE)``.
+
+    >>> from agentgraph.errors import ImportIssue, IssueKind
+    >>> warning_lines([ImportIssue("a", 3, "invalid JSON; skipped", IssueKind.INVALID_JSON),
+    ...                ImportIssue("b", None, "cannot open: Permission denied", IssueKind.CANNOT_OPEN),
+    ...                ImportIssue("a", 9, "invalid JSON; skipped", IssueKind.INVALID_JSON)])
+    ['2 × invalid JSON line (e.g. a:3: invalid JSON; skipped)', 'b: cannot open: Permission denied']
+    """
+    groups: dict[IssueKind, list[ImportIssue]] = {}
+    for issue in issues:
+        groups.setdefault(issue.kind, []).append(issue)
+    return [_one_line(str(group[0]) if len(group) == 1 else f"{len(group)} × {kind} (e.g. {group[0]})")
+            for kind, group in groups.items()]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
 
 
 # --------------------------------------------------------------------------- inspect / graph
 
 
-def load_any(sources: Sequence[str], session: str | None = None) -> Trace:
-    """A native trace file as is; any other source imported in memory (warnings to stderr)."""
+def load_any(sources: Sequence[str], session: str | None = None, *, warnings: str | None = None) -> Trace:
+    """A native trace file as is; any other source imported in memory (warnings to stderr grouped
+    by kind, and each to the file ``warnings`` when given). A missing source is an error."""
     issues: list[ImportIssue] = []
     trace = merge(list(iter_import(sources, issues)))
-    _report_issues(issues)
+    _report_issues(issues, warnings)
     if not trace.hop_list:
         raise NothingImportedError(f"no usable hop found in {', '.join(sources)}")
     if session is None:
@@ -328,7 +441,7 @@ INSPECT_COLUMNS = ("hop", "agent", "prompt", "shared", "new", "cache_rd", "cache
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from agentgraph import graph as graphmod  # networkx loads only for commands that need it
 
-    trace = load_any(args.trace, args.session)
+    trace = load_any(args.trace, args.session, warnings=args.warnings)
     if args.json:
         sessions = {}
         parts = _by_session(trace)
@@ -376,6 +489,48 @@ def _print_tables(trace: Trace, out: IO[str]) -> None:
             out.write("  " + "  ".join(c.rjust(w) if i not in (1, 8) else c.ljust(w)
                                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() + "\n")
         out.write("\n")
+
+
+USAGE_COLUMNS = (("input", "api_input_tokens"), ("cache_read", "api_cache_read_tokens"),
+                 ("cache_write_5m", "cache_write_5m_tokens"), ("cache_write_1h", "cache_write_1h_tokens"),
+                 ("output", "output_tokens"))
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from agentgraph import usage
+
+    if args.by == "turn":
+        raise UsageError("--by turn needs turn boundaries, not imported yet (issue 14 point 1)")
+    prices = usage.PRICES if args.prices is None else usage.load_prices(args.prices)  # fails before the import
+    report = usage.usage_report(load_any(args.trace, warnings=args.warnings), args.by, prices)
+    for line in report["warnings"]:
+        print(f"warning: {line}", file=sys.stderr)
+    source = f"{usage.PRICE_SOURCES[0]}" + ("" if args.prices is None else f", with {args.prices}")
+    note = (f"prices: Anthropic list prices as of {usage.PRICES_AS_OF} ({source}); check before relying "
+            "on them")
+    if args.json:
+        print_json({**report, "prices": {"as_of": usage.PRICES_AS_OF, "sources": list(usage.PRICE_SOURCES),
+                                         "file": args.prices}, "note": usage.OUTPUT_NOTE})
+        return EXIT_OK
+    _print_usage(report, sys.stdout)
+    sys.stdout.write(f"{note}\n{usage.OUTPUT_NOTE}\n")
+    return EXIT_OK
+
+
+def _print_usage(report: dict[str, Any], out: IO[str]) -> None:
+    def cells(key: str, row: dict[str, Any]) -> list[str]:
+        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
+        return [key, *(str(row[k]) for _, k in USAGE_COLUMNS), cost]
+
+    rows = [[report["by"], *(name for name, _ in USAGE_COLUMNS), "cost_usd"]]
+    rows += [cells(r["key"], r) for r in report["rows"]] + [cells("total", report["total"])]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                            for i, (c, w) in enumerate(zip(r, widths, strict=True))) + "\n")
+    total = report["total"]
+    if total["cost_usd"] is None and total["priced_cost_usd"]:
+        out.write(f"cost of the priced hops: {total['priced_cost_usd']:.4f} USD (the rest has no price)\n")
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -436,17 +591,26 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     from agentgraph import graph as graphmod
 
-    trace = load_any(args.trace, args.session)
-    renderers: dict[str, Callable[[Trace], str]] = {
+    image = args.format in graphmod.IMAGE_FORMATS
+    if image and not args.output and sys.stdout.isatty():
+        raise UsageError(f"--format {args.format} is binary: pass -o FILE or redirect stdout to a file")
+    trace = load_any(args.trace, args.session, warnings=args.warnings)
+    renderers: dict[str, Callable[[Trace], str | bytes]] = {
         "dot": graphmod.to_dot,
         "mermaid": graphmod.to_mermaid,
         "json": lambda t: graphmod.json_bytes(t).decode(),
+        "png": lambda t: graphmod.to_image(t, "png"),
+        "svg": lambda t: graphmod.to_image(t, "svg"),
     }
-    text = renderers[args.format](trace)
+    data = renderers[args.format](trace)
     if args.output:
-        write_output(args.output, text)
+        write_output(args.output, data)
+    elif isinstance(data, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(data)
     return EXIT_OK
 
 
@@ -458,7 +622,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     backends = [ValidationBackend(n, args.dpu_rate) for n in dict.fromkeys(names)]
     if not backends:
         raise UsageError("--backend needs at least one name")
-    trace = load_any(args.trace)
+    trace = load_any(args.trace, warnings=args.warnings)
     report = validation_report(trace, backends, args.repeats)
     if args.json:
         print_json(report)

@@ -89,7 +89,7 @@ def output_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise _named(exc, label) from None
     os.close(fd)
-    os.unlink(probe)
+    _call(lambda: os.unlink(probe), label)  # an append-only folder keeps it: its files could not be replaced
     return folder
 
 
@@ -115,7 +115,7 @@ def _replacing(target: Path, st: os.stat_result | None, label: str) -> Iterator[
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), label)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=".tmp", dir=target.parent)
     except FileExistsError:  # a folder on the way is a file
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), label) from None
     except OSError as exc:
@@ -202,6 +202,11 @@ def _named(exc: OSError, label: str) -> OSError:
     if exc.errno is None:
         return OSError(errno.EIO, str(exc) or type(exc).__name__, label)
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), label)
+
+
+def _short(name: str, most: int = 200) -> str:
+    """``name`` cut to ``most`` bytes, so the temporary name stays within NAME_MAX (255 bytes)."""
+    return os.fsdecode(os.fsencode(name)[:most])
 
 
 def _umask() -> int:

@@ -53,7 +53,7 @@ from typing import Any
 from agentgraph.model import Trace
 
 REPO = Path(__file__).resolve().parents[1]
-TRACE = REPO.parent / "shared" / "data" / "mooncake" / "synthetic_trace.jsonl"
+TRACE = REPO / "fixtures" / "mooncake" / "synthetic_trace.jsonl"
 MIN_HOPS_PER_S = 10_000.0
 SCALE_SLACK = 1.1  # Kx replay may take up to SCALE_SLACK * K times the 1x replay
 PEER = "bare cache-ratio loop"

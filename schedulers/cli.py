@@ -20,7 +20,7 @@ from agentgraph.outputs import output_dir, write_output
 from schedulers.cluster import DEFAULT_CLUSTER, MAX_NODES, ClusterSpec, load_cluster, parse_capacity
 from schedulers.demo import add_demo_command
 from schedulers.gate import add_gate_command
-from schedulers.limits import MAX_COPIES, MAX_REPLAYED_HOPS, MAX_SEED, check_work
+from schedulers.limits import MAX_COPIES, MAX_SEED, check_work, trace_work
 from schedulers.metrics import ReplayResult, without_wall
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy, parse_strategies
@@ -68,14 +68,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    base.warnings_option(p)
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
     p.add_argument("--nodes", type=node_count, metavar="N", help="override the cluster's node count")
     p.add_argument("--kv-capacity-tokens", type=_capacity, metavar="N|unlimited|auto",
                    help="override the KV capacity per node")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of every random choice (default 0)")
-    p.add_argument("--rate", type=base.positive_float, metavar="SESSIONS_PER_S",
+    p.add_argument("--rate", type=session_rate, metavar="SESSIONS_PER_S",
                    help="Poisson session arrivals at this rate instead of the trace's timestamps")
-    p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
+    p.add_argument("--time-scale", type=time_scale, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
     p.add_argument("--copies", type=copy_count, default=1, metavar="K",
                    help="replay K copies of the sessions (shared prefixes kept, private ones renamed)")
@@ -86,12 +87,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 node_count = base.int_range(1, MAX_NODES)
 seed_value = base.int_range(0, MAX_SEED)
 copy_count = base.int_range(1, MAX_COPIES)
-"""The bounded integer options (argparse types) every replaying command shares (docs/cli.md)."""
+session_rate = base.float_range(1e-6, 1e6)
+time_scale = base.float_range(1e-6, 1e6)
+"""The bounded options (argparse types) every replaying command shares (docs/cli.md)."""
 
 
 def force_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
-                   help=f"run even when the work is above {MAX_REPLAYED_HOPS:,} replayed hops (docs/cli.md)")
+                   help="run even when the work is above the limits of docs/cli.md (replayed hops and "
+                   "prefix blocks, blocks held in memory)")
 
 
 _capacity = base.argument_type(lambda text: parse_capacity(text, "--kv-capacity-tokens"))
@@ -101,8 +105,8 @@ def _setup(args: argparse.Namespace, strategies: int) -> tuple[Trace, ClusterSpe
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     spec = spec.with_overrides(args.nodes, args.kv_capacity_tokens)
     spec.kv_capacity_tokens_per_node()  # an override can make the weights not fit: fail before loading
-    trace = base.load_any(args.trace)
-    check_work(len(trace) * args.copies * strategies, force=args.force)  # before the copies are made
+    trace = base.load_any(args.trace, warnings=args.warnings)
+    check_work(*trace_work(trace), copies=args.copies, runs=strategies, force=args.force)  # before copying
     return (trace if args.copies == 1 else replicate(trace, args.copies)), spec
 
 

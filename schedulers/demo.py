@@ -7,7 +7,8 @@ arrivals for each. The report folder holds:
 * ``summary.json``: ``{"cluster": ..., "strategies": {name: summary}}``, the shape of ``compare
   --json`` without the machine-dependent ``wall_s`` (``agentgraph gate`` reads it);
 * ``run.json``: each strategy's ``wall_s`` and the demo's own wall seconds;
-* ``sessions.csv``: every strategy's sessions frame, with a ``strategy`` column;
+* ``sessions.csv`` and ``hops.csv``: every strategy's sessions and hops frames, with a
+  ``strategy`` column (a per-turn CSV joins them once hops carry turns, issue #14);
 * ``latency_cdf.png``, ``hit_rate.png``, ``context_growth.png``, ``call_graph.png``;
 * ``index.html``, which shows the table and the four plots.
 
@@ -33,7 +34,7 @@ from agentgraph.errors import UsageError
 from agentgraph.model import Trace
 from agentgraph.outputs import output_dir, write_output
 from schedulers.cluster import DEFAULT_CLUSTER, ClusterSpec
-from schedulers.limits import MAX_COPIES, MAX_SEED, check_work
+from schedulers.limits import MAX_COPIES, MAX_SEED, check_work, trace_work
 from schedulers.metrics import ReplayResult, without_wall
 from schedulers.simulator import compare
 from schedulers.strategies import STRATEGIES, check_strategy
@@ -48,18 +49,23 @@ COPIES, RATE = 40, 1.0  # 360 sessions, ~half the default cluster's capacity
 _TRADE_OFFS = ("transferred_tokens", "max_mean_load")  # not bolded as "best" in index.html
 PLOTS = (
     ("latency_cdf.png", "Session end-to-end latency, CDF per strategy",
-     "Each curve is one strategy; further left is faster. The steps are the recorded sessions "
-     "(their tool and user time is fixed); the spread within a step is what placement changes. "
-     "Where a curve crosses the dotted line is its session p99."),
+     "Each curve is one strategy (colour, dash and marker differ; the markers are its p50 and p99); "
+     "further left is faster. The steps are the recorded sessions (their tool and user time is "
+     "fixed, think time included); the spread within a step is what placement changes. Where a "
+     "curve crosses the dotted line is its session p99. Per-turn latency replaces it once the "
+     "importer knows turns."),
     ("hit_rate.png", "Prefix-cache hit rate per strategy",
      "Share of prompt tokens found in the chosen node's cache; the light segment is the share "
      "fetched from another node's cache instead of recomputed."),
     ("context_growth.png", "Context growth per hop",
      "Prompt tokens of each hop of the longest session: the prefix shared with the agent's "
-     "previous hop (reusable from cache) and the new tokens (tool results, the previous output)."),
+     "previous hop (reusable from cache) and the new tokens (tool results, the previous output); "
+     "output tokens per hop on the right axis. Above 200 hops each bar is the mean of a bin of "
+     "consecutive hops."),
     ("call_graph.png", "The call graph of one session",
-     "The session with the most agents: one lane per agent; spawn, sequence and join edges; the "
-     "critical path (the session's makespan) in bold."),
+     "The session with the most agents: one lane per agent (an agent reuses the lane of one that "
+     "had finished), hops in start order; spawn, sequence and join edges; the critical path (the "
+     "session's makespan) in bold. Above 80 hops a node stands for one agent's hops in a span."),
 )
 
 
@@ -129,7 +135,7 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
     if not 1 <= copies <= MAX_COPIES or not 0 <= seed <= MAX_SEED or (rate is not None and not 0 < rate < math.inf):
         raise UsageError(f"copies must be in 1..{MAX_COPIES} (got {copies}), seed in 0..{MAX_SEED} (got {seed}) "
                          f"and rate a finite number > 0 or None (got {rate})")
-    check_work(len(trace) * copies * len(names), force=force)
+    check_work(*trace_work(trace), copies=copies, runs=len(names), force=force)
     workload = trace if copies == 1 else replicate(trace, copies)
     out = output_dir(out_dir)  # an unusable folder fails before replaying
     bar = tqdm(total=len(names) + len(PLOTS), desc="demo", unit="step", file=sys.stderr,
@@ -157,6 +163,8 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
                                                            option=orjson.OPT_INDENT_2) + b"\n"))
     sessions = pl.concat([r.sessions.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
     files.append(write_output(out / "sessions.csv", sessions.write_csv()))
+    hops = pl.concat([r.hops.select(pl.lit(n).alias("strategy"), pl.all()) for n, r in results.items()])
+    files.append(write_output(out / "hops.csv", hops.write_csv()))
     files.append(write_output(out / "index.html", _html(summaries, spec, copies, rate, seed)))
     wall = time.perf_counter() - started
     files.append(write_output(out / "run.json", orjson.dumps(
@@ -204,8 +212,9 @@ figure {{ margin: 2rem 0; }} img {{ max-width: 100%; }} figcaption {{ max-width:
 arrivals. Best value per column in bold (not for fetched tokens and max/mean load: those are
 trade-offs, not goals). Metric definitions: <code>docs/metrics.md</code>; strategies:
 <code>docs/strategies.md</code>.
-The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>agentgraph gate</code>) and
-<a href="sessions.csv">sessions.csv</a>.</p>
+The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>agentgraph gate</code>),
+per session in <a href="sessions.csv">sessions.csv</a> and per hop in <a href="hops.csv">hops.csv</a>
+(every strategy, a <code>strategy</code> column); a per-turn CSV follows once the importer knows turns.</p>
 <table><thead><tr><th>strategy</th>{head}</tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
@@ -225,6 +234,7 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                        "folder with PNG plots and an index.html. Progress bar on a terminal only.")
     p.add_argument("trace", nargs="*", metavar="TRACE",
                    help="traces or session sources (default: the bundled sessions, replays/)")
+    base.warnings_option(p)
     p.add_argument("-o", "--output", default="demo-report", metavar="DIR",
                    help="the report folder (default demo-report/)")
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
@@ -233,7 +243,7 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="comma-separated strategy names, or 'all' (default)")
     p.add_argument("--copies", type=copy_count, default=COPIES, metavar="K",
                    help=f"replay K copies of the sessions (default {COPIES})")
-    p.add_argument("--rate", type=base.non_negative_float, default=RATE, metavar="SESSIONS_PER_S",
+    p.add_argument("--rate", type=_demo_rate, default=RATE, metavar="SESSIONS_PER_S",
                    help=f"Poisson session arrivals per second (default {RATE:g}); 0 = trace timestamps")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of every random choice (default 0)")
     force_option(p)
@@ -245,6 +255,13 @@ def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(run=_cmd_demo)
 
 
+def _demo_rate(text: str) -> float:
+    """``--rate``: sessions per second as ``replay --rate`` takes them, or 0 for the trace's timestamps."""
+    from schedulers.cli import session_rate
+
+    return 0.0 if text.strip() in ("0", "0.0") else session_rate(text)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agentgraph import cli as base
     from schedulers import cli
@@ -254,7 +271,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     names = parse_strategies(args.strategies)
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     spec = spec.with_overrides(args.nodes, None)
-    trace = base.load_any(args.trace or [str(bundled_replays())])
+    trace = base.load_any(args.trace or [str(bundled_replays())], warnings=args.warnings)
     report = run_demo(trace, spec, out_dir=args.output, strategies=names, copies=args.copies,
                       rate=args.rate or None, seed=args.seed, progress=args.progress, force=args.force)
     if args.json:

@@ -4,16 +4,16 @@ Token classes partition every hop's prompt: ``cached_tokens`` (leading blocks hi
 node's GPUs) + ``transferred_tokens`` (warm blocks fetched from another node or the host tier) +
 ``reprefill_tokens`` (computed earlier somewhere in this replay, computed again here) +
 ``cold_tokens`` (computed for the first time) = ``prompt_tokens``. Percentiles are nearest-rank
-(:func:`percentile`). Exact definitions: ``docs/metrics.md``.
+(:func:`percentile`, numpy's ``inverted_cdf``). Exact definitions: ``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from agentgraph.frames import Schema, frame
@@ -35,6 +35,8 @@ __all__ = [
     "summary_frame",
     "without_wall",
 ]
+
+_QS = (50, 90, 99)  # the summary's percentiles: ..._p50_s, ..._p90_s, ..._p99_s
 
 CACHE_READ_MULTIPLIER = 0.1
 """Price of a cached (or fetched) input token relative to the input price (seed 002)."""
@@ -136,19 +138,20 @@ class ReplayResult:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least ``q`` % of the values ≤ it.
+    """Nearest-rank percentile: the smallest value with at least ``q`` % of the values ≤ it
+    (numpy's ``method="inverted_cdf"``, Hyndman & Fan's definition 1); None for no values.
 
     >>> percentile([4.0, 1.0, 3.0, 2.0], 50), percentile([4.0, 1.0, 3.0, 2.0], 99), percentile([], 50)
     (2.0, 4.0, None)
     """
-    return _ranked(sorted(values), q)
+    return _percentiles(values, (q,))[0]
 
 
-def _ranked(ordered: Sequence[float], q: float) -> float | None:
-    """:func:`percentile` of values already sorted ascending."""
-    if not ordered:
-        return None
-    return float(ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1])
+def _percentiles(values: Sequence[float] | np.ndarray[Any, Any], qs: Sequence[float]) -> list[float | None]:
+    if len(values) == 0:
+        return [None] * len(qs)
+    found = np.percentile(np.asarray(values, dtype=np.float64), qs, method="inverted_cdf")
+    return [float(v) for v in found]
 
 
 def build_result(sim: Simulator) -> ReplayResult:
@@ -241,9 +244,8 @@ def _summary(sim: Simulator, hops: pl.DataFrame, sessions: pl.DataFrame, nodes: 
     }
     for name, values in (("ttft", hops["ttft_s"]), ("hop_latency", hops["hop_latency_s"]),
                          ("session_e2e", sessions["session_e2e_s"])):
-        ordered = values.sort().to_list()
-        for q in (50, 90, 99):
-            out[f"{name}_p{q}_s"] = _ranked(ordered, q)
+        for q, value in zip(_QS, _percentiles(values.to_numpy(), _QS), strict=True):
+            out[f"{name}_p{q}_s"] = value
     out.update({
         "max_mean_load": max(loads, default=0.0),
         "busy_fraction_mean": sum(busy) / len(busy) if busy else 0.0,

@@ -43,7 +43,7 @@ from agentgraph.frames import Schema, frame
 from agentgraph.model import Trace
 from agentgraph.outputs import open_output
 from schedulers.cluster import DEFAULT_CLUSTER, MAX_NODES, Capacity, ClusterSpec, load_cluster, parse_capacity
-from schedulers.limits import MAX_COMBINATIONS, MAX_SEED, check_work
+from schedulers.limits import MAX_COMBINATIONS, MAX_SEED, check_work, trace_work
 from schedulers.metrics import SUMMARY_KEYS, SUMMARY_SCHEMA
 from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy
@@ -158,7 +158,7 @@ def _run(trace: Trace, combos: list[Combination], *, copies: int, time_scale: fl
          backend: Backend, ray_address: str | None, force: bool = False) -> pl.DataFrame:
     """:func:`sweep` once the grid is built."""
     copies = _positive_int(copies, "copies")
-    check_work(len(trace) * copies * len(combos), force=force, what="this sweep")
+    check_work(*trace_work(trace), copies=copies, runs=len(combos), force=force, what="this sweep")
     time_scale = _positive_number(time_scale, "time_scale")
     n_workers = (os.cpu_count() or 1) if workers is None else _positive_int(workers, "workers")
     if backend not in BACKENDS:
@@ -337,7 +337,7 @@ OUTPUT_SUFFIXES = (".parquet", ".csv")
 
 def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``agentgraph sweep``."""
-    from schedulers.cli import copy_count, force_option, node_count, seed_value
+    from schedulers.cli import copy_count, force_option, node_count, seed_value, time_scale
 
     p = sub.add_parser("sweep", help="replay a grid of strategies × nodes × KV capacities × rates, one frame",
                        description="Replay the same sessions once per combination of strategies, node "
@@ -345,6 +345,7 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        "outermost, seed innermost), in parallel, and print one row per combination "
                        "or write them as one Parquet/CSV frame. See docs/sweep.md.")
     p.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
+    base.warnings_option(p)
     p.add_argument("--cluster", metavar="FILE", help="cluster TOML (default: 8 × Llama-3-8B on H100)")
     p.add_argument("--strategies", type=_list(_strategy), default=list(STRATEGIES), metavar="A,B,...|all",
                    help="comma-separated strategy names, or 'all' (default)")
@@ -360,7 +361,7 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--copies", type=copy_count, default=1, metavar="K",
                    help="replay K copies of the sessions in every combination (default 1)")
     force_option(p)
-    p.add_argument("--time-scale", type=base.positive_float, default=1.0, metavar="X",
+    p.add_argument("--time-scale", type=time_scale, default=1.0, metavar="X",
                    help="multiply the trace's arrival timestamps by X (default 1)")
     p.add_argument("--workers", type=base.positive_int, metavar="N",
                    help="parallel workers (default: the CPU count; 1 = in this process)")
@@ -400,7 +401,9 @@ _capacity = base.argument_type(lambda text: parse_capacity(text, "a capacity"))
 
 
 def _cli_rate(text: str) -> float | None:
-    return None if text == "trace" else base.positive_float(text)
+    from schedulers.cli import session_rate
+
+    return None if text == "trace" else session_rate(text)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -410,7 +413,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     strategies = list(STRATEGIES) if "all" in args.strategies else args.strategies
     spec = DEFAULT_CLUSTER if args.cluster is None else load_cluster(args.cluster)
     combos = grid(spec, strategies, args.nodes, args.kv_capacity_tokens, args.rates, args.seeds)
-    trace = base.load_any(args.trace)  # after the grid: a bad combination fails before the loading
+    trace = base.load_any(args.trace, warnings=args.warnings)  # after the grid: a bad combination fails first
     with open_output(out) if out is not None else contextlib.nullcontext() as f:  # -o fails before the sweep
         start = time.perf_counter()
         df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,

@@ -50,9 +50,14 @@ class Writer:
     last_request: str | None = None
     sent: int = 0
     calls: int = 0
+    # defaults keep the output of the functions above byte-identical (replays/claude-current/)
+    model: str = "claude-test-1"
+    version: str = VERSION
+    id_prefix: str = ""  # makes request/message ids unique across the sessions of a corpus
+    tools: list[dict[str, Any]] | None = None  # None: TOOLS
 
     def _base(self, kind: str, t: float) -> dict[str, Any]:
-        rec: dict[str, Any] = {"type": kind, "sessionId": self.session_id, "version": VERSION,
+        rec: dict[str, Any] = {"type": kind, "sessionId": self.session_id, "version": self.version,
                                "timestamp": iso(t)}
         if self.agent_id:
             rec["agentId"] = self.agent_id
@@ -61,7 +66,7 @@ class Writer:
 
     def shape(self, t: float) -> str:
         system = SYSTEM if self.agent_id is None else SUB_SYSTEM
-        shape = {"system": system, "tools": TOOLS}
+        shape = {"system": system, "tools": TOOLS if self.tools is None else self.tools}
         h = sha(shape)
         self.lines.append({**self._base("api-request-shape", t), "shapeHash": h, "shape": shape})
         return h
@@ -76,10 +81,10 @@ class Writer:
     def call(self, t: float, shape: str, blocks: list[dict[str, Any]], usage: dict[str, int],
              duration_s: float = 1.0, output_parts: tuple[int, ...] = ()) -> None:
         """One API call: request line, then one assistant line per block (partial outputs)."""
-        rid = f"req-{self.agent_id or 'main'}-{self.calls}"
+        rid = f"req-{self.id_prefix}{self.agent_id or 'main'}-{self.calls}"
         self.calls += 1
         rec = {**self._base("api-request", t), "id": rid, "shapeHash": shape,
-               "params": {"model": "claude-test-1"}, "keep": self.sent,
+               "params": {"model": self.model}, "keep": self.sent,
                "tail": self.messages[self.sent:]}
         if self.last_request:
             rec["base"] = self.last_request
@@ -92,7 +97,7 @@ class Writer:
                  "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
                  "output_tokens": parts[i]}
             msg = {"id": f"msg-{rid}", "type": "message", "role": "assistant",
-                   "model": "claude-test-1", "content": [block],
+                   "model": self.model, "content": [block],
                    "stop_reason": "tool_use" if block["type"] == "tool_use" else "end_turn",
                    "usage": u}
             self.lines.append({**self._base("assistant", t + duration_s * (i + 1) / len(blocks)),
@@ -110,6 +115,28 @@ class Writer:
                 rec["toolUseResult"] = {"agentId": agent_result, "status": "completed"}
             self.lines.append(rec)
         self.messages.append(sha({"role": "user", "content": content}))
+
+    def user_line(self, content: Any, t: float, extra: dict[str, Any] | None = None) -> str:
+        """A ``user`` line that is one message of the next request (a prompt, a notice)."""
+        message = {"role": "user", "content": content}
+        self.lines.append({**self._base("user", t), "message": message, **(extra or {})})
+        h = sha(message)
+        self.messages.append(h)
+        return h
+
+    def results_at(self, results: list[tuple[float, dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Parallel tool results, each its own line and time (``(t, block, toolUseResult)``),
+        one user message on the wire."""
+        for t, block, tool_result in results:
+            rec = {**self._base("user", t), "message": {"role": "user", "content": [block]}}
+            if tool_result is not None:
+                rec["toolUseResult"] = tool_result
+            self.lines.append(rec)
+        self.messages.append(sha({"role": "user", "content": [b for _, b, _ in results]}))
+
+    def compact(self) -> None:
+        """Start a new chain (after a compaction): the next request has no ``base``."""
+        self.messages, self.sent, self.last_request = [], 0, None
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def claude_session(claude_cli: Path, tmp_path: Path) -> ClaudeSession:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-SYNTHETIC_MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake" / "synthetic_trace.jsonl"
+SYNTHETIC_MOONCAKE = ROOT / "fixtures" / "mooncake" / "synthetic_trace.jsonl"  # Apache-2.0, see its README.md
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +62,9 @@ def replays_trace() -> Any:
 
 @pytest.fixture(scope="session")
 def mooncake_synthetic() -> Any:
-    """The Mooncake FAST'25 synthetic trace from ``../shared`` (3,993 requests, 512-token blocks)."""
+    """The Mooncake FAST'25 synthetic trace in ``fixtures/mooncake/`` (3,993 requests, 512-token blocks)."""
     from agentgraph.sources import import_paths
 
-    if not SYNTHETIC_MOONCAKE.exists():
-        pytest.fail(f"Mooncake synthetic trace missing at {SYNTHETIC_MOONCAKE} (CI has ../shared beside the checkout)")
-    return import_paths([SYNTHETIC_MOONCAKE]).trace
+    result = import_paths([SYNTHETIC_MOONCAKE])
+    assert not result.issues
+    return result.trace

@@ -1,4 +1,5 @@
-"""The legacy fixtures' totals three ways: EXPECTED.json, ccusage 18 and agentgraph's importer.
+"""The legacy fixtures' totals three ways: EXPECTED.json, ccusage 18 and agentgraph's importer
+(and ``agentgraph usage``: tokens per day and model, and cost, against ccusage's).
 
 ccusage keeps the first line of each call, so it agrees with agentgraph on input and cache tokens
 and reports less output (a partial count) wherever a call spans several lines.
@@ -11,12 +12,14 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentgraph.model import EdgeKind, Trace
+from agentgraph.model import EdgeKind, Hop, Trace
+from agentgraph.usage import OUTPUT_NOTE, price_for, usage_report
 from tests import ccusage
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_legacy"
@@ -186,3 +189,73 @@ def test_cli_import_then_inspect(tmp_path: Path) -> None:
                                       capture_output=True, text=True).stdout)
     summary = shown.get("summary", shown)
     assert {k: summary[k] for k in COUNTS} == {k: EXPECTED["overall"][k] for k in COUNTS}
+
+
+# --------------------------------------------------------------------------- agentgraph usage
+
+
+def _utc_day(hop: Hop) -> str:
+    return datetime.fromtimestamp(hop.start_s, UTC).date().isoformat()
+
+
+def _usage_per_day_and_model(trace: Trace) -> dict[tuple[str, str], dict[str, Any]]:
+    days = sorted({_utc_day(h) for h in trace})
+    return {(day, row["key"]): row for day in days
+            for row in usage_report(Trace(tuple(h for h in trace if _utc_day(h) == day)), "model")["rows"]}
+
+
+def _ccusage_per_day_and_model(claude_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    data = ccusage.run(claude_dir, [*ccusage.DAILY, "--breakdown"])
+    return {(d["date"], b["modelName"]): b for d in data["daily"] for b in d["modelBreakdowns"]}
+
+
+def test_usage_agrees_with_ccusage_per_day_and_model(claude_dir: Path) -> None:
+    """Per UTC day and model: input and cache tokens equal ccusage's, output never less, in all more."""
+    ours = _usage_per_day_and_model(_import(claude_dir / "projects"))
+    theirs = _ccusage_per_day_and_model(claude_dir)
+    assert sorted(ours) == sorted(theirs)
+    for key, cc in theirs.items():
+        row = ours[key]
+        assert (row["api_input_tokens"], row["api_cache_read_tokens"], row["api_cache_creation_tokens"]) == (
+            cc["inputTokens"], cc["cacheReadTokens"], cc["cacheCreationTokens"]), key
+        assert row["output_tokens"] >= cc["outputTokens"], key
+    assert sum(r["output_tokens"] for r in ours.values()) > sum(c["outputTokens"] for c in theirs.values())
+
+
+def test_list_prices_are_ccusages_bundled_prices(claude_dir: Path) -> None:
+    """ccusage's cost of each day and model is our price of its tokens with every write at 1.25x."""
+    for (_, model), cc in _ccusage_per_day_and_model(claude_dir).items():
+        price = price_for(model)
+        assert price is not None, model
+        per_input = cc["inputTokens"] + 0.1 * cc["cacheReadTokens"] + 1.25 * cc["cacheCreationTokens"]
+        want = (per_input * price.input_per_mtok + cc["outputTokens"] * price.output_per_mtok) / 1e6
+        assert cc["cost"] == pytest.approx(want, rel=1e-12), model
+
+
+def test_usage_cost_exceeds_ccusages_by_output_and_1h_writes(claude_dir: Path) -> None:
+    """The cost gap is exactly the output ccusage misses plus 1-hour writes at 2x (ccusage: 1.25x)."""
+    ours = _usage_per_day_and_model(_import(claude_dir / "projects"))
+    theirs = _ccusage_per_day_and_model(claude_dir)
+    gap = 0.0
+    for key, cc in theirs.items():
+        price = price_for(key[1])
+        assert price is not None
+        gap += ((ours[key]["output_tokens"] - cc["outputTokens"]) * price.output_per_mtok
+                + ours[key]["cache_write_1h_tokens"] * 0.75 * price.input_per_mtok) / 1e6
+    cc_total = ccusage.run(claude_dir, list(ccusage.DAILY))["totals"]["totalCost"]
+    ours_total = usage_report(_import(claude_dir / "projects"))["total"]["cost_usd"]
+    assert ours_total == pytest.approx(cc_total + gap, rel=1e-12)
+    assert (round(ours_total, 4), round(cc_total, 4)) == (0.3902, 0.3493)
+
+
+def test_cli_usage_agrees_with_ccusage_and_says_how_output_differs(claude_dir: Path) -> None:
+    """``agentgraph usage --json`` on the same files: ccusage's input/cache, more output, the one-line note."""
+    script = Path(sys.executable).with_name("agentgraph")
+    exe = [str(script)] if script.exists() else [sys.executable, "-m", "agentgraph.cli"]
+    proc = subprocess.run([*exe, "usage", str(claude_dir / "projects")], check=True, capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == OUTPUT_NOTE and "ccusage 18" in OUTPUT_NOTE
+    total = json.loads(subprocess.run([*exe, "usage", str(claude_dir / "projects"), "--json"], check=True,
+                                      capture_output=True, text=True).stdout)["total"]
+    cc = ccusage.daily_totals(claude_dir)
+    assert tuple(total[k] for k in API) == (cc.input_tokens, cc.cache_read_tokens, cc.cache_creation_tokens)
+    assert total["output_tokens"] == EXPECTED["overall"]["output_tokens"] > cc.output_tokens

@@ -14,6 +14,8 @@ from agentgraph.cli import main
 from agentgraph.sources import import_paths
 from tests.cc_synth import SID, SUB, write_demo_session
 
+REPLAYS = Path(__file__).resolve().parents[1] / "replays"
+
 
 @pytest.fixture
 def trace_file(tmp_path: Path) -> Path:
@@ -89,15 +91,120 @@ def test_graph_marks_the_critical_path(trace_file: Path, fmt: str,
 
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Bad options and missing files exit 2 with a message, never a traceback."""
+    """Bad options exit 2 with a message, never a traceback."""
     assert main(["import", "x", "-o", str(tmp_path / "o"), "--format", "nope"]) == 2
-    assert main(["inspect", str(tmp_path / "missing.trace")]) == 2
     assert main(["import", str(tmp_path), "-o", str(tmp_path / "o"), "--block-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err
-    assert f"warning: {tmp_path / 'missing.trace'}: no such file or directory" in err
     assert "expected a positive integer, got 0" in err
     assert "Traceback" not in err
+
+
+IMPORTING = {  # every command that imports its sources, with the options that keep it small
+    "import": ["-o", "{tmp}/out.trace"],
+    "inspect": [],
+    "graph": [],
+    "validate": ["--repeats", "1"],
+    "replay": [],
+    "compare": ["--strategies", "round_robin"],
+    "sweep": ["--strategies", "round_robin", "--workers", "1"],
+    "demo": ["--strategies", "round_robin", "--copies", "1", "--no-progress", "-o", "{tmp}/report"],
+}
+
+
+def _run(command: str, sources: list[str], tmp_path: Path, *extra: str) -> int:
+    from schedulers.cli import main as full_main  # replay, compare, sweep and demo live there
+
+    options = [o.replace("{tmp}", str(tmp_path)) for o in IMPORTING[command]]
+    return full_main([command, *sources, *options, *extra])
+
+
+@pytest.mark.parametrize("command", IMPORTING)
+def test_a_missing_source_is_no_such_file_or_directory(command: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A source that does not exist is one error line naming it as given, exit 2, before any work:
+    nothing is read from the other sources and no output is written."""
+    missing = str(tmp_path / "missing.trace")
+    assert _run(command, [str(REPLAYS), missing], tmp_path) == 2
+    assert capsys.readouterr() == ("", f"error: {missing}: No such file or directory\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_several_missing_sources_are_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several missing sources: the first as an OSError names it, the others after it, one line."""
+    a, b, c = (str(tmp_path / n) for n in ("a.jsonl", "b", "c"))
+    assert main(["inspect", a, str(REPLAYS), b, c]) == 2
+    assert capsys.readouterr().err == f"error: {a}: No such file or directory (also missing: {b}, {c})\n"
+
+
+def test_a_missing_source_is_file_not_found_in_python(tmp_path: Path) -> None:
+    """``import_paths`` raises FileNotFoundError (an OSError with errno, strerror, filename)."""
+    with pytest.raises(FileNotFoundError) as caught:
+        import_paths([REPLAYS, tmp_path / "nope"])
+    assert (caught.value.errno, caught.value.strerror, caught.value.filename) == (
+        2, "No such file or directory", str(tmp_path / "nope"))
+
+
+# --------------------------------------------------------------------------- warnings
+
+def _damaged(tmp_path: Path) -> Path:
+    """A Mooncake file with 5 good rows and 12 problems of 4 kinds (7 invalid JSON lines, one array,
+    3 rows without hash_ids, a truncated last line)."""
+    row = '{{"timestamp": {}, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}}'
+    lines = [row.format(0), *["{not json"] * 7, "[1]", *['{"timestamp": 1, "input_length": 600}'] * 3,
+             *(row.format(t) for t in range(1, 5)), '{"trunc']
+    path = tmp_path / "damaged.jsonl"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _grouped(f: Path) -> str:
+    return (f"warning: 7 × invalid JSON line (e.g. {f}:2: invalid JSON; skipped)\n"
+            f"warning: {f}:9: expected a JSON object, got an array\n"
+            f"warning: 3 × Mooncake row skipped (e.g. {f}:10: missing field 'hash_ids'; row skipped)\n"
+            f"warning: {f}:17: truncated last line (no newline, incomplete JSON); skipped\n")
+
+
+def _every(f: Path) -> str:
+    return "".join([*(f"{f}:{n}: invalid JSON; skipped\n" for n in range(2, 9)),
+                    f"{f}:9: expected a JSON object, got an array\n",
+                    *(f"{f}:{n}: missing field 'hash_ids'; row skipped\n" for n in (10, 11, 12)),
+                    f"{f}:17: truncated last line (no newline, incomplete JSON); skipped\n"])
+
+
+@pytest.mark.parametrize("command", IMPORTING)
+def test_warnings_are_grouped_by_kind_and_listed_in_full_with_warnings_file(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr: one line per kind, in order of first appearance (a kind met once as itself, else
+    its count and first example); --warnings FILE: every warning, one per line."""
+    f, listing = _damaged(tmp_path), tmp_path / "warnings.txt"
+    assert _run(command, [str(f)], tmp_path, "--warnings", str(listing)) == 0
+    assert capsys.readouterr().err.startswith(_grouped(f))  # demo and sweep add their timing line
+    assert listing.read_text() == _every(f)
+
+
+def test_folded_warnings_point_to_the_warnings_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --warnings, a last line says how many there are and where to see each; import
+    --json still lists every issue."""
+    f = _damaged(tmp_path)
+    assert main(["import", str(f), "-o", str(tmp_path / "t.trace"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == _grouped(f) + "warning: 12 warnings in all; --warnings FILE lists each\n"
+    obj = orjson.loads(out)
+    assert (obj["warnings"], "".join(f"{i}\n" for i in obj["issues"])) == (12, _every(f))
+
+
+def test_warnings_file_is_written_when_nothing_was_imported(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """No usable hop is still exit 2, and the listing says why; no warning leaves an empty file."""
+    bad, listing = tmp_path / "bad.jsonl", tmp_path / "w.txt"
+    bad.write_text("{not json\n" * 3)
+    assert main(["inspect", str(bad), "--warnings", str(listing)]) == 2
+    assert capsys.readouterr().err == (f"warning: 3 × invalid JSON line (e.g. {bad}:1: invalid JSON; skipped)\n"
+                                       f"error: no usable hop found in {bad}\n")
+    assert listing.read_text() == "".join(f"{bad}:{n}: invalid JSON; skipped\n" for n in (1, 2, 3))
+    assert main(["inspect", str(REPLAYS), "--warnings", str(listing), "--json"]) == 0
+    assert listing.read_bytes() == b""
 
 
 def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:

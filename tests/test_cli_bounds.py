@@ -44,6 +44,14 @@ MANY_SEEDS = ",".join(str(s) for s in range(1000))
     (["sweep", REPLAYS, "--rates", "1,,2"],
      "agentgraph sweep: error: argument --rates: expected comma-separated values with none empty, got '1,,2'"),
     (["sweep", REPLAYS, "--seeds", "1,2,1"], "agentgraph sweep: error: argument --seeds: '1' is repeated in '1,2,1'"),
+    (["replay", REPLAYS, "--time-scale", "1e300"],
+     "agentgraph replay: error: argument --time-scale: expected a number in [1e-06, 1e+06], got 1e300"),
+    (["compare", REPLAYS, "--rate", "1e-300"],
+     "agentgraph compare: error: argument --rate: expected a number in [1e-06, 1e+06], got 1e-300"),
+    (["sweep", REPLAYS, "--rates", "1,1e9"],
+     "agentgraph sweep: error: argument --rates: expected a number in [1e-06, 1e+06], got 1e9 (in '1,1e9')"),
+    (["demo", REPLAYS, "--rate", "1e-300"],
+     "agentgraph demo: error: argument --rate: expected a number in [1e-06, 1e+06], got 1e-300"),
     (["compare", REPLAYS, "--strategies", "round_robin,round_robin"],
      "error: --strategies names round_robin more than once"),
     (["demo", REPLAYS, "--strategies", "random,topology_aware,random"],
@@ -52,16 +60,16 @@ MANY_SEEDS = ",".join(str(s) for s in range(1000))
      "error: the grid has 10,000,000 combinations (10 × 1 × 1 × 1000 × 1000), above the limit of 10,000; "
      "sweep a coarser grid, or split it"),
     (["replay", REPLAYS, "--copies", "100000"],
-     "error: this replay would replay 7,200,000 hops (about 10 min at ~12,000 hops/s), above the limit of "
+     "error: this replay would replay 7,200,000 hops (about 10 min on a 2-core VM), above the limit of "
      "2,000,000; pass --force to run it anyway"),
     (["compare", REPLAYS, "--copies", "5000"],
-     "error: this replay would replay 3,600,000 hops (about 5 min at ~12,000 hops/s), above the limit of "
+     "error: this replay would replay 3,600,000 hops (about 5 min on a 2-core VM), above the limit of "
      "2,000,000; pass --force to run it anyway"),
     (["sweep", REPLAYS, "--copies", "3000", "--seeds", "0,1,2,3,4,5,6,7,8,9"],
-     "error: this sweep would replay 21,600,000 hops (about 30 min at ~12,000 hops/s), above the limit of "
+     "error: this sweep would replay 21,600,000 hops (about 30 min on a 2-core VM), above the limit of "
      "2,000,000; pass --force to run it anyway"),
     (["demo", REPLAYS, "--copies", "3000"],
-     "error: this replay would replay 2,160,000 hops (about 3 min at ~12,000 hops/s), above the limit of "
+     "error: this replay would replay 2,160,000 hops (about 3 min on a 2-core VM), above the limit of "
      "2,000,000; pass --force to run it anyway"),
 ])
 def test_absurd_sizes_fail_fast_with_one_line(argv: list[str], last_line: str, tmp_path: Path,
@@ -80,6 +88,22 @@ def test_absurd_sizes_fail_fast_with_one_line(argv: list[str], last_line: str, t
     assert all(line.startswith(" ") for line in usage[1:])
     assert elapsed < 10
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(("limit", "value", "message"), [
+    ("MAX_REPLAYED_BLOCKS", 100_000, "this replay would replay 147,740 prefix blocks (about 0 s on a 2-core VM), "
+     "above the limit of 100,000; pass --force to run it anyway"),
+    ("MAX_RESIDENT_BLOCKS", 40_000, "this replay would hold 44,322 prefix blocks in memory at once (about 0.0 GB), "
+     "above the limit of 40,000; pass --force to run it anyway"),
+])
+def test_work_is_weighed_in_blocks_too(limit: str, value: int, message: str, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A few hops of huge prompts are as much work as many small ones: replayed and resident prefix
+    blocks have limits of their own (lowered here; replays/ holds 14,774 blocks in 72 hops)."""
+    monkeypatch.setattr(limits, limit, value)
+    copies, strategies = ("10", "random") if limit == "MAX_REPLAYED_BLOCKS" else ("3", "random")
+    assert main(["replay", REPLAYS, "--copies", copies, "--strategy", strategies]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
 
 
 def test_force_runs_above_the_work_limit(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

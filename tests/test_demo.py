@@ -24,8 +24,8 @@ from schedulers.demo import BUNDLED_TRACE, bundled_replays, demo_sessions
 from schedulers.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_FILES = {"summary.json", "run.json", "sessions.csv", "index.html", "latency_cdf.png", "hit_rate.png",
-                "context_growth.png", "call_graph.png"}
+REPORT_FILES = {"summary.json", "run.json", "sessions.csv", "hops.csv", "index.html", "latency_cdf.png",
+                "hit_rate.png", "context_growth.png", "call_graph.png"}
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -140,11 +140,11 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     (["--strategies", "nope"], "unknown strategy 'nope'"),
     (["--strategies", ","], "--strategies is empty"),
-    (["--rate", "-1"], "argument --rate: expected a number >= 0, got -1"),
+    (["--rate", "-1"], "argument --rate: expected a number in [1e-06, 1e+06], got -1"),
     (["/nonexistent/trace.jsonl"], "/nonexistent/trace.jsonl"),
     (["--seed", "-1"], "argument --seed: expected an integer in 0..18446744073709551615, got -1"),
-    (["--rate", "nan"], "argument --rate: expected a number >= 0, got nan"),
-    (["--rate", "inf"], "argument --rate: expected a number >= 0, got inf"),
+    (["--rate", "nan"], "argument --rate: expected a number in [1e-06, 1e+06], got nan"),
+    (["--rate", "inf"], "argument --rate: expected a number in [1e-06, 1e+06], got inf"),
     (["-o", "FILE"], "error: FILE: Not a directory"),
 ])
 def test_demo_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path,

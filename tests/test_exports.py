@@ -12,7 +12,7 @@ import pytest
     "agentgraph", "agentgraph.emulator", "agentgraph.frames", "agentgraph.graph", "agentgraph.model",
     "agentgraph.sources", "agentgraph.sources.mooncake", "agentgraph.tokens", "agentgraph.traceio",
     "agentgraph.validation", "agentgraph.validation.fastpath", "agentgraph.validation.exact",
-    "agentgraph.validation.report", "agentgraph.costs", "agentgraph.schemas", "agentgraph.outputs",
+    "agentgraph.validation.report", "agentgraph.costs", "agentgraph.schemas", "agentgraph.outputs", "agentgraph.usage",
     "schedulers", "schedulers.cache", "schedulers.cluster", "schedulers.engine", "schedulers.metrics",
     "schedulers.simulator", "schedulers.strategies", "schedulers.strategies.base", "schedulers.timing",
     "schedulers.workloads", "schedulers.cli", "schedulers.gate", "schedulers.sweep", "schedulers.demo",

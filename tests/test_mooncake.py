@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from pathlib import Path
@@ -16,8 +17,7 @@ from agentgraph.model import Agent, Edge, EdgeKind, Hop, Trace
 from agentgraph.sources.mooncake import read_mooncake, write_agentic_mooncake
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mooncake"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mooncake"
-SYNTHETIC = SHARED / "synthetic_trace.jsonl"
+SYNTHETIC = FIXTURES / "synthetic_trace.jsonl"  # third-party (Apache-2.0): fixtures/mooncake/README.md
 
 SEQ, SPAWN, JOIN = EdgeKind.SEQUENCE, EdgeKind.SPAWN, EdgeKind.JOIN
 
@@ -287,16 +287,23 @@ def test_missing_file_is_an_issue_not_an_exception(tmp_path: Path) -> None:
     assert [(i.line, i.message.split(":")[0]) for i in issues] == [(None, "cannot open")]
 
 
-# --------------------------------------------------------------------------- shared sample
+# --------------------------------------------------------------------------- the synthetic sample
 
 
 @pytest.fixture(scope="module")
 def synthetic() -> Trace:
-    if not SYNTHETIC.exists():
-        pytest.skip(f"Mooncake synthetic trace not present at {SYNTHETIC}")
     trace, issues = _read(SYNTHETIC)
     assert issues == []
     return trace
+
+
+def test_synthetic_sample_is_the_published_file_beside_its_license() -> None:
+    """The third-party sample is byte-for-byte the published file, with its Apache-2.0 text and
+    attribution beside it."""
+    digest = hashlib.sha256(SYNTHETIC.read_bytes()).hexdigest()
+    assert digest == "bd070915a98fc0ed264d7cfef2ce746002eb3076a695ec31ba2674c0111ec131"
+    assert (FIXTURES / "LICENSE-APACHE").read_text().split()[:3] == ["Apache", "License", "Version"]
+    assert "kvcache-ai/Mooncake" in (FIXTURES / "README.md").read_text()
 
 
 def test_synthetic_trace_imports_every_request(synthetic: Trace) -> None:

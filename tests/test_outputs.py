@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from schedulers.plots import hit_rates, save_png
 from tests.cc_synth import write_demo_session
 
 NULL, FULL = os.makedev(1, 3), os.makedev(1, 7)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -298,3 +302,57 @@ def test_output_dir_refuses_a_file(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     assert output_dir(tmp_path / "link") == tmp_path / "link" and _leftovers(tmp_path / "real") == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stopped_import_leaves_no_temporary_file(sig: signal.Signals, tmp_path: Path) -> None:
+    """SIGTERM (timeout, CI cancellation), SIGHUP and Ctrl-C mid-import: exit 130, one line, the old
+    output as it was, no temporary file (the import waits on a FIFO source, its output open)."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.trace"
+    os.mkfifo(source)
+    out.write_bytes(b"old")
+    proc = subprocess.Popen([sys.executable, "-m", "schedulers.cli", "import", str(source), "-o", str(out),
+                             "--format", "agentgraph"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not _leftovers(tmp_path) and time.monotonic() < deadline:  # the temporary output exists
+        time.sleep(0.05)
+    assert _leftovers(tmp_path), "the import never opened its output"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err) == (130, "error: interrupted\n")
+    assert out.read_bytes() == b"old" and _leftovers(tmp_path) == []
+
+
+def test_a_255_byte_name_can_be_written(work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The longest name a folder allows is written (the temporary name is cut to fit NAME_MAX)."""
+    out = tmp_path / ("a" * 251 + ".csv")
+    assert main(["import", str(work / "projects"), "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b'{"format":"agentgraph.trace"') and _leftovers(tmp_path) == []
+    assert main(["import", str(work / "projects"), "-o", str(out)]) == 0  # replaced, as a name that exists
+
+
+def test_an_input_named_as_output_is_refused(work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``import X -o X`` (or through a link) would replace its own input: refused, the input kept."""
+    session = next((work / "projects").rglob("*.jsonl"))
+    copy = tmp_path / "s.jsonl"
+    copy.write_bytes(session.read_bytes())
+    (tmp_path / "link.jsonl").symlink_to(copy)
+    for out in (copy, tmp_path / "link.jsonl"):
+        assert main(["import", str(copy), "-o", str(out)]) == 2
+        message = f"error: -o {out} is also a source of this import; write the trace elsewhere\n"
+        assert capsys.readouterr().err == message
+    assert copy.read_bytes() == session.read_bytes()
+
+
+def test_an_append_only_folder_is_named_in_the_error(tmp_path: Path) -> None:
+    """A folder where files can be made but not removed (chattr +a) is refused, naming the folder."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["chattr", "+a", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +a needs root")
+    try:
+        with pytest.raises(PermissionError) as info:
+            output_dir(folder)
+        assert (info.value.filename, info.value.strerror) == (str(folder), "Operation not permitted")
+    finally:
+        subprocess.run(["chattr", "-a", str(folder)], check=True)

@@ -92,7 +92,7 @@ def test_copies_and_rate_add_load(capsys: pytest.CaptureFixture[str]) -> None:
     (["compare", REPLAYS, "--strategies", "random,nope"], "unknown strategy 'nope'"),
     (["replay", "missing.trace"], "missing.trace"),
     (["replay", REPLAYS, "--kv-capacity-tokens", "lots"], "--kv-capacity-tokens must be a positive token count"),
-    (["replay", REPLAYS, "--rate", "0"], "expected a positive number, got 0"),
+    (["replay", REPLAYS, "--rate", "0"], "expected a number in [1e-06, 1e+06], got 0"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     """Usage mistakes: exit 2, one clear line on stderr, no traceback."""

@@ -273,8 +273,8 @@ def test_cli_json_and_output_files(capsys: pytest.CaptureFixture[str], tmp_path:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--nodes", "4,x"], "argument --nodes: expected an integer in 1..4096, got 'x' (in '4,x')"),
-    (["--rates", "0"], "argument --rates: expected a positive number, got 0 (in '0')"),
-    (["--rates", "0.5,fast"], "argument --rates: expected a positive number, got 'fast' (in '0.5,fast')"),
+    (["--rates", "0"], "argument --rates: expected a number in [1e-06, 1e+06], got 0 (in '0')"),
+    (["--rates", "0.5,fast"], "argument --rates: expected a number in [1e-06, 1e+06], got 'fast' (in '0.5,fast')"),
     (["--strategies", "random,nope"], "argument --strategies: unknown strategy 'nope'; choose from: dynamo_kv"),
     (["--kv-capacity-tokens", "100000,lots"], "argument --kv-capacity-tokens: a capacity must be a positive "
                                               "token count, 'auto' or 'unlimited', not 'lots' (in '100000,lots')"),

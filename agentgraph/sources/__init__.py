@@ -6,11 +6,13 @@ read one at a time and handed to a sink, so memory does not grow with the number
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentgraph.errors import ImportIssue, UsageError
+from agentgraph.errors import ImportIssue, IssueKind, UsageError
 from agentgraph.model import Trace
 from agentgraph.sources.claude_code import ClaudeCodeImporter, looks_like_claude_code
 from agentgraph.sources.jsonl import first_record
@@ -57,25 +59,42 @@ def iter_import(
 ) -> Iterator[Trace]:
     """Yield the trace of each source session by session; problems go to ``issues``.
 
-    ``measure_cpu`` times each hop's request assembly on its real body (Claude Code transcripts
-    and full recordings); see :mod:`agentgraph.costs` for parse and validate.
+    Checked at the call, before anything is read: an unknown ``format`` raises
+    :class:`UsageError`, a source that does not exist :class:`FileNotFoundError` naming it as
+    given (the first one; any others in the same message). ``measure_cpu`` times each hop's
+    request assembly on its real body (Claude Code transcripts and full recordings); see
+    :mod:`agentgraph.costs` for parse and validate.
     """
     if format is not None and format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+    paths = _existing(sources)
+    return _iter_import(paths, issues, format, block_size, measure_cpu)
+
+
+def _existing(sources: Sequence[str | Path]) -> list[Path]:
+    """``sources`` as paths (``~`` expanded), or :class:`FileNotFoundError` naming the first missing
+    one as given (``error: PATH: No such file or directory``), the others after it on the same line."""
+    paths = [Path(source).expanduser() for source in sources]
+    missing = [str(source) for source, path in zip(sources, paths, strict=True) if not path.exists()]
+    if missing:
+        also = f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT) + also, missing[0])
+    return paths
+
+
+def _iter_import(paths: list[Path], issues: list[ImportIssue], format: str | None, block_size: int | None,
+                 measure_cpu: bool) -> Iterator[Trace]:
     claude_paths: list[Path] = []
     seen: set[Path] = set()
-    for source in sources:
-        path = Path(source).expanduser()
-        if path.exists() and path.resolve() in seen:
+    for path in paths:
+        if path.resolve() in seen:
             continue  # the same file named twice is read once
         seen.add(path.resolve())
-        if not path.exists():
-            issues.append(ImportIssue(str(path), None, "no such file or directory"))
-            continue
         kind = format or detect_format(path)
         if kind is None:
             issues.append(ImportIssue(str(path), 1, "unrecognized format (not a Claude Code "
-                                      "transcript, Mooncake trace or agentgraph trace); skipped"))
+                                      "transcript, Mooncake trace or agentgraph trace); skipped",
+                                      IssueKind.UNRECOGNIZED_FORMAT))
         elif kind == "claude-code":
             claude_paths.append(path)  # discovered together: one order, each file once
             for inner in _foreign_files(path):  # recordings, traces beside transcripts

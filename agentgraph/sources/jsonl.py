@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 
 
 def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -18,7 +18,8 @@ def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, d
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below; open errors are reported
     except OSError as exc:
-        issues.append(ImportIssue(str(path), None, f"cannot open: {exc.strerror or exc}"))
+        issues.append(ImportIssue(str(path), None, f"cannot open: {exc.strerror or exc}",
+                                  kind=IssueKind.CANNOT_OPEN))
         return
     with f:
         pending: tuple[int, bytes] | None = None
@@ -36,7 +37,8 @@ def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, d
             if isinstance(rec, dict):
                 yield lineno, rec
             else:
-                issues.append(ImportIssue(str(path), lineno, f"expected a JSON object, got {_kind(rec)}"))
+                issues.append(ImportIssue(str(path), lineno, f"expected a JSON object, got {_kind(rec)}",
+                                          kind=IssueKind.NOT_AN_OBJECT))
         if pending is not None:
             _report_bad(path, *pending, issues, last=True)
 
@@ -104,13 +106,13 @@ def _report_bad(path: Path, lineno: int, raw: bytes, issues: list[ImportIssue], 
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        message = f"line is not valid UTF-8 (byte {exc.start}); skipped"
+        message, kind = f"line is not valid UTF-8 (byte {exc.start}); skipped", IssueKind.NOT_UTF8
     else:
         if last and not raw.endswith(b"\n"):
-            message = "truncated last line (no newline, incomplete JSON); skipped"
+            message, kind = "truncated last line (no newline, incomplete JSON); skipped", IssueKind.TRUNCATED_LINE
         else:
-            message = "invalid JSON; skipped"
-    issues.append(ImportIssue(str(path), lineno, message))
+            message, kind = "invalid JSON; skipped", IssueKind.INVALID_JSON
+    issues.append(ImportIssue(str(path), lineno, message, kind))
 
 
 def _kind(value: object) -> str:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import MAIN_AGENT, Agent, Edge, EdgeKind, Hop, Trace
 from agentgraph.sources.jsonl import read_records
 from agentgraph.tokens import common_prefix_len
@@ -63,8 +63,8 @@ class _Ctx:
     block_size: int
     typed: bool  # v2: play_id groups rows, dependencies carry their relation
 
-    def issue(self, line: int, message: str) -> None:
-        self.issues.append(ImportIssue(self.path, line, message))
+    def issue(self, line: int, message: str, kind: IssueKind = IssueKind.DEPENDENCY) -> None:
+        self.issues.append(ImportIssue(self.path, line, message, kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def _header(rec: dict[str, Any], line: int, path: str, issues: list[ImportIssue]
         return size
     else:
         problem = f"header field 'block_size' must be a positive integer, got {_show(size)}"
-    issues.append(ImportIssue(path, line, f"{problem}; file skipped"))
+    issues.append(ImportIssue(path, line, f"{problem}; file skipped", IssueKind.FILE_SKIPPED))
     return None
 
 
@@ -174,7 +174,7 @@ def _parse_rows(
             if rid is not None and rid in first_line:
                 raise _BadRow(f"duplicate request_id {rid!r} (first on line {first_line[rid]})")
         except _BadRow as exc:
-            ctx.issue(line, f"{exc}; row skipped")
+            ctx.issue(line, f"{exc}; row skipped", IssueKind.ROW_SKIPPED)
             continue
         if rid is not None:
             first_line[rid] = line

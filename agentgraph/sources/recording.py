@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from agentgraph.costs import time_us
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import MAIN_AGENT, Trace
 from agentgraph.record import FORMAT, VERSION, CallRecord, RecordKind, redact, text_hash
 from agentgraph.schemas import tool_schemas
@@ -47,29 +47,31 @@ def read_recording(path: Path, issues: list[ImportIssue], importer: ClaudeCodeIm
             if obj.get("format") == FORMAT:
                 if obj.get("version") not in range(1, VERSION + 1):
                     issues.append(ImportIssue(str(path), lineno, f"{FORMAT} version {obj.get('version')!r} "
-                                              f"is not one this reader knows (1..{VERSION}); reading on"))
+                                              f"is not one this reader knows (1..{VERSION}); reading on",
+                                              IssueKind.RECORDING_HEADER))
                 continue
-            issues.append(ImportIssue(str(path), lineno, f"no {FORMAT} header; reading on"))
+            issues.append(ImportIssue(str(path), lineno, f"no {FORMAT} header; reading on", IssueKind.RECORDING_HEADER))
         if "count_tokens" in str(obj.get("path")) or obj.get("kind") == RecordKind.REQUEST:
             continue  # token counting, or not a Messages API call at all
         if obj.get("kind") != RecordKind.CALL:
-            issues.append(ImportIssue(str(path), lineno, f"unknown record kind {obj.get('kind')!r}; skipped"))
+            issues.append(ImportIssue(str(path), lineno, f"unknown record kind {obj.get('kind')!r}; skipped",
+                                      IssueKind.UNKNOWN_RECORD))
             continue
         try:
             rec = CallRecord.from_json(obj)
         except ValueError as exc:
-            issues.append(ImportIssue(str(path), lineno, f"call not imported: {exc}"))
+            issues.append(ImportIssue(str(path), lineno, f"call not imported: {exc}", IssueKind.CALL_SKIPPED))
             continue
         problem = _problem(rec)
         if problem:
-            issues.append(ImportIssue(str(path), lineno, f"call not imported: {problem}"))
+            issues.append(ImportIssue(str(path), lineno, f"call not imported: {problem}", IssueKind.CALL_SKIPPED))
             continue
         sid = str(rec.request_headers.get("x-claude-code-session-id") or "recording")
         sessions.setdefault(sid, []).append(rec)
     if "recording" in sessions:
         issues.append(ImportIssue(str(path), None, f"{len(sessions['recording'])} call(s) carry no "
                                   "x-claude-code-session-id header: they are read as one session "
-                                  "'recording' with one agent, in time order"))
+                                  "'recording' with one agent, in time order", IssueKind.NO_SESSION_HEADER))
     for sid, records in sessions.items():
         yield _session(sid, records, str(path), issues, importer)
 
@@ -109,7 +111,8 @@ def _session(sid: str, records: list[CallRecord], path: str, issues: list[Import
                 if importer.measure_cpu:
                     call.assemble_us = time_us(partial(orjson.dumps, rec.request))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            issues.append(ImportIssue(path, None, f"call {rec.seq}: unusable ({exc!r}); skipped"))
+            issues.append(ImportIssue(path, None, f"call {rec.seq}: unusable ({exc!r}); skipped",
+                                      IssueKind.CALL_SKIPPED))
             continue
         first_texts.setdefault(agent, _user_texts(view.request["messages"]))
         _note_results(s, view.request["messages"], rec.t_request_s)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from agentgraph.costs import time_us
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.sources.claude_code.records import _AgentLines, _Call, _call, _SessionLines
 from agentgraph.sources.jsonl import as_int, parse_time
 from agentgraph.tokens import canonical_json, estimate_tokens, unit_key
@@ -70,10 +70,12 @@ def _current_calls(s: _SessionLines, agent: _AgentLines, path: str,
     if orphans:
         _count(problems, "missing: responses name them but no api-request line exists; skipped", orphans)
     for what, n in sorted(problems.items()):
-        issues.append(ImportIssue(path, None, f"{n} request(s) of agent {agent.agent_id!r} {what}"))
+        issues.append(ImportIssue(path, None, f"{n} request(s) of agent {agent.agent_id!r} {what}",
+                                  IssueKind.INCOMPLETE_REQUEST))
     if missing:
         issues.append(ImportIssue(path, None, f"{len(missing)} request message(s) of agent "
-                                  f"{agent.agent_id!r} not found in the transcript; sized from usage"))
+                                  f"{agent.agent_id!r} not found in the transcript; sized from usage",
+                                  IssueKind.MISSING_MESSAGE))
     return calls
 
 

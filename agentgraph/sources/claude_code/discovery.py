@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.sources.jsonl import first_record, time_range
 
 __all__ = ["SessionFiles", "discover"]
@@ -53,7 +53,7 @@ def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFi
             for project in _project_dirs(path, issues):
                 found.project(project, only=None)
         else:
-            issues.append(ImportIssue(str(path), None, "no such file or directory"))
+            issues.append(ImportIssue(str(path), None, "no such file or directory", IssueKind.MISSING_PATH))
     sessions = found.finish()
     for files in sessions:
         files.span = _span(files)
@@ -64,7 +64,8 @@ def _listing(directory: Path, pattern: str, issues: list[ImportIssue]) -> list[P
     try:
         return sorted(directory.glob(pattern))
     except OSError as exc:
-        issues.append(ImportIssue(str(directory), None, f"cannot list: {exc.strerror or exc}"))
+        issues.append(ImportIssue(str(directory), None, f"cannot list: {exc.strerror or exc}",
+                                  IssueKind.CANNOT_LIST))
         return []
 
 
@@ -78,7 +79,8 @@ def _project_dirs(root: Path, issues: list[ImportIssue]) -> Iterator[Path]:
     try:
         children = sorted(root.iterdir())
     except OSError as exc:
-        issues.append(ImportIssue(str(root), None, f"cannot list: {exc.strerror or exc}; skipped"))
+        issues.append(ImportIssue(str(root), None, f"cannot list: {exc.strerror or exc}; skipped",
+                                  IssueKind.CANNOT_LIST))
         return
     if any((p.suffix == ".jsonl" and not _foreign(p)) or (p / "subagents").is_dir() for p in children):
         yield root  # holds session files, or session dirs whose files are gone
@@ -142,11 +144,13 @@ class _Found:
         chosen: Path | None = (with_file or places)[0] if (with_file or places) else None
         for other in with_file[1:]:
             self.issues.append(ImportIssue(str(other / f"{sid}.jsonl"), None, f"session {sid} "
-                                           f"is read from {with_file[0] / f'{sid}.jsonl'}; this copy is skipped"))
+                                           f"is read from {with_file[0] / f'{sid}.jsonl'}; this copy is skipped",
+                                           IssueKind.SESSION_COPY))
         main = chosen / f"{sid}.jsonl" if chosen is not None and chosen in with_file else None
         if chosen is not None and main is None:
             self.issues.append(ImportIssue(str(chosen / f"{sid}.jsonl"), None, "session file "
-                                           "missing; importing its sub-agents only"))
+                                           "missing; importing its sub-agents only",
+                                           IssueKind.SESSION_FILE_MISSING))
         copies = set(places) - {chosen}
         agents = sorted((f for project, f in self.agent_files.get(sid, ()) if project not in copies),
                         key=lambda f: (f.name, str(f)))

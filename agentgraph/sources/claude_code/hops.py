@@ -8,7 +8,7 @@ re-uses its hashed prefix).
 
 from __future__ import annotations
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import Hop, ToolCall
 from agentgraph.sources.claude_code.records import _Call
 from agentgraph.sources.claude_code.sizing import TokenBook, _AgentSizer
@@ -55,5 +55,6 @@ def _bounded(call: _Call, units: list[tuple[bytes, int]], prompt_tokens: int, re
         what = f"the request's messages size to {prompt_tokens:,} tokens"
     issues.append(ImportIssue(call.path or path, call.line, f"{what}, above the bound of "
                               f"{MAX_PROMPT_TOKENS:,}: the hop keeps its first "
-                              f"{min(prompt_tokens, MAX_PROMPT_TOKENS):,} (prompt_tokens and hash_ids)"))
+                              f"{min(prompt_tokens, MAX_PROMPT_TOKENS):,} (prompt_tokens and hash_ids)",
+                              IssueKind.PROMPT_CAPPED))
     return truncate_units(units, MAX_PROMPT_TOKENS), min(prompt_tokens, MAX_PROMPT_TOKENS)

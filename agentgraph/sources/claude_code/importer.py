@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import MAIN_AGENT, Hop, Trace
 from agentgraph.sources.claude_code.current import _current_calls
 from agentgraph.sources.claude_code.discovery import SessionFiles, discover
@@ -82,13 +82,15 @@ class ClaudeCodeImporter:
         for a in agents:
             if a.agent_id != MAIN_AGENT and a.parent_agent_id is None and a.agent_type != "warmup":
                 issues.append(ImportIssue(path, None, f"sub-agent {a.agent_id!r}: no spawning "
-                                          "tool call found; imported without spawn/join edges"))
+                                          "tool call found; imported without spawn/join edges",
+                                          IssueKind.NO_SPAWN))
         emitted = {t.tool_use_id for hops in by_agent.values() for h in hops for t in h.tool_calls}
         for agent_id, tool_id in sorted(s.result_agent.items()):
             # a resumed session's copied history names sub-agents of the original session
             if agent_id not in by_agent and tool_id in emitted:
                 issues.append(ImportIssue(path, None, f"sub-agent {agent_id!r} (tool call "
-                                          f"{tool_id}) has no transcript; its hops are missing"))
+                                          f"{tool_id}) has no transcript; its hops are missing",
+                                          IssueKind.NO_TRANSCRIPT))
         edges = _edges(s, agents, by_agent)
         hops = sorted((h for hs in by_agent.values() for h in hs),
                       key=lambda h: (h.start_s, h.agent_id != MAIN_AGENT, h.agent_id, h.index))
@@ -101,10 +103,11 @@ def _read_meta(path: Path, issues: list[ImportIssue]) -> tuple[str | None, str |
     try:
         meta = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        issues.append(ImportIssue(str(path), None, f"unreadable sub-agent meta ({exc}); ignored"))
+        issues.append(ImportIssue(str(path), None, f"unreadable sub-agent meta ({exc}); ignored", IssueKind.BAD_META))
         return None, None
     if not isinstance(meta, dict):
-        issues.append(ImportIssue(str(path), None, "sub-agent meta is not a JSON object; ignored"))
+        issues.append(ImportIssue(str(path), None, "sub-agent meta is not a JSON object; ignored",
+                                  IssueKind.BAD_META))
         return None, None
     return _opt_str(meta.get("toolUseId")), _opt_str(meta.get("agentType"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import MAIN_AGENT
 from agentgraph.sources.claude_code.records import _AgentLines, _Call, _call, _Response, _SessionLines
 from agentgraph.tokens import unit_key
@@ -36,7 +36,7 @@ def _legacy_calls(s: _SessionLines, agent: _AgentLines, owners: _CallOwners, pat
     if chains.gaps:
         issues.append(ImportIssue(path, None, f"{chains.gaps} call(s) of agent {agent.agent_id!r} "
                                   "continue a line that is missing (parentUuid); their context "
-                                  "starts after the gap"))
+                                  "starts after the gap", IssueKind.CONTEXT_GAP))
     return calls
 
 
@@ -88,7 +88,7 @@ class _CallOwners:
             issues.append(ImportIssue(path, None, f"{n} call(s) are also in {other_path}, {why}, "
                                       "so which session copied them is unknown; they stay in session "
                                       f"{other}, which sorts first (earliest first, then last "
-                                      "timestamp, then id)"))
+                                      "timestamp, then id)", IssueKind.OWNER_GUESSED))
         self.shared.clear()
         if own:
             self.where[session_id] = (path, span)

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from agentgraph.errors import ImportIssue
+from agentgraph.errors import ImportIssue, IssueKind
 from agentgraph.model import MAIN_AGENT
 from agentgraph.schemas import tool_schemas
 from agentgraph.sources.claude_code.records import _AgentLines, _Response, _SessionLines
@@ -50,10 +50,12 @@ class _LineReader:
                 self._line(rec, file_agent)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 self.issues.append(ImportIssue(str(path), lineno, f"unusable {rec.get('type')!r} line "
-                                               f"({type(exc).__name__}: {exc}); skipped"))
+                                               f"({type(exc).__name__}: {exc}); skipped",
+                                               IssueKind.UNUSABLE_LINE))
         for kind, count in sorted(self.skipped.items()):
             self.issues.append(ImportIssue(str(path), None,
-                                           f"{count} line(s) of unknown type {kind!r} skipped"))
+                                           f"{count} line(s) of unknown type {kind!r} skipped",
+                                           IssueKind.UNKNOWN_LINE_TYPE))
         self.skipped.clear()
 
     def _agent_id(self, rec: dict[str, Any], file_agent: str | None) -> str:
