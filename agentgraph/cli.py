@@ -125,6 +125,11 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
     imp.add_argument("--measure-cpu", action="store_true",
                      help="measure each hop's CPU work (parse, validate, assemble) on its real payloads; "
                      "timings vary between runs, so the output is no longer byte-identical")
+    _schemas_option(imp)
+    bar = imp.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show the progress bar, one step per session (default: only on a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
     imp.set_defaults(run=_cmd_import)
 
     val = sub.add_parser("validate", help="tool-JSON validation per tool: invalid calls, fast-path share, µs",
@@ -139,15 +144,31 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
     _dpu_rate_option(val)
     val.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed runs per call, fastest kept")
     val.add_argument("--json", action="store_true", help="print the per-tool figures as JSON")
+    _schemas_option(val)
     val.set_defaults(run=_cmd_validate)
 
-    ins = sub.add_parser("inspect", help="per-session table of hops (or --json totals)",
-                         description="Show each session's hops: agent, prompt tokens, prefix shared "
-                         "with the previous hop, new tokens, API cache read/write, output, tools.")
+    sch = sub.add_parser("schemas", help="capture the tool schemas of your claude CLI for validate/import",
+                         description="Tool input schemas of the installed Claude Code CLI, captured by "
+                         "running it once against the scripted upstream and kept per CLI version in "
+                         "$AGENTGRAPH_CACHE/schemas (default ~/.cache/agentgraph/schemas); import and "
+                         "validate attach them to transcript tool calls (docs/validation.md).")
+    sch_sub = sch.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    cap = sch_sub.add_parser("capture", help="run claude once offline and store its tool schemas")
+    cap.add_argument("--claude", metavar="PATH", help="the claude binary (default: claude on PATH)")
+    cap.set_defaults(run=_cmd_schemas_capture)
+    lst = sch_sub.add_parser("list", help="the captured CLI versions and their tools")
+    lst.add_argument("--json", action="store_true", help="print them as JSON")
+    lst.set_defaults(run=_cmd_schemas_list)
+
+    ins = sub.add_parser("inspect", help="one line per session; --session: its hops (or --json totals)",
+                         description="Show one line per session (hops, agents, tool calls, prompt "
+                         "tokens, makespan); with --session, that session's hops: agent, prompt tokens, "
+                         "prefix shared with the previous hop, new tokens, API cache read/write, output, "
+                         "tools.")
     ins.add_argument("trace", nargs="+", metavar="TRACE", help="a trace file, or any importable source")
     warnings_option(ins)
     ins.add_argument("--json", action="store_true", help="print totals and per-session numbers as JSON")
-    ins.add_argument("--session", help="only this session id (or a unique prefix)")
+    ins.add_argument("--session", help="only this session id (or a unique prefix), hop by hop")
     ins.set_defaults(run=_cmd_inspect)
 
     use = sub.add_parser("usage", help="API tokens and cost per day, model or session (like ccusage)",
@@ -216,6 +237,12 @@ def _parser(extensions: Sequence[Commands] = ()) -> argparse.ArgumentParser:
     for extend in extensions:
         extend(sub)
     return p
+
+
+def _schemas_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schemas", choices=("auto", "off"), default="auto",
+                   help="attach captured CLI tool schemas to calls without one (auto: when "
+                   "`agentgraph schemas capture` stored any)")
 
 
 def warnings_option(p: argparse.ArgumentParser) -> None:
@@ -328,6 +355,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     totals: dict[str, int] = {}
     parts = iter_import(args.sources, issues, format=args.format, block_size=args.block_size,
                         measure_cpu=args.measure_cpu)  # a missing source fails here, before -o is touched
+    from agentgraph.capture import attach_captured
+
+    parts = attach_captured(parts, args.sources, args.schemas)
     _not_a_source(out, args.sources)
     with open_output(out) as f:  # opened first: an unusable -o fails before the import's work
         meta: dict[str, Any] = {}
@@ -337,6 +367,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             backend = ValidationBackend(args.cpu_backend, args.dpu_rate)
             parts = (measure_cpu(part, backend) for part in parts)
             meta = backend.meta()
+        parts = _with_progress(parts, args.progress)
         if args.to == "mooncake":  # one file-wide header digest: needs the whole trace
             from agentgraph.sources.mooncake import write_agentic_mooncake
 
@@ -360,6 +391,18 @@ def _cmd_import(args: argparse.Namespace) -> int:
               f"{totals['tool_calls']} tool calls -> {out}"
               + (f" ({len(issues)} warning(s))" if issues else ""))
     return EXIT_OK
+
+
+def _with_progress(parts: Iterator[Trace], progress: bool | None) -> Iterator[Trace]:
+    """``parts`` with a bar on stderr counting sessions (no total: the import streams); ``progress``
+    None draws it only on a terminal. The bar is gone once the parts are."""
+    from tqdm import tqdm
+
+    with tqdm(desc="import", unit="session", file=sys.stderr, leave=False, dynamic_ncols=True,
+              disable=None if progress is None else not progress) as bar:
+        for part in parts:
+            yield part
+            bar.update(len(part.sessions()))
 
 
 def _not_a_source(out: Path, sources: Sequence[str]) -> None:
@@ -450,7 +493,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                              "critical_path": path}
         print_json({**trace.summary(), "block_size": trace.block_size, "session_list": sessions})
         return EXIT_OK
-    _print_tables(trace, sys.stdout)
+    if args.session is None:
+        _print_sessions(trace, sys.stdout)
+    else:
+        _print_tables(trace, sys.stdout)
     return EXIT_OK
 
 
@@ -462,11 +508,29 @@ def _by_session(trace: Trace) -> dict[str, list[Hop]]:
     return groups
 
 
+# turns and active_s (issue 14 §1) go after "tool_calls" once hops carry their turn
+SESSION_COLUMNS = ("session", "hops", "agents", "tool_calls", "prompt", "makespan_s")
+
+
+def _print_sessions(trace: Trace, out: IO[str]) -> None:
+    """One line per session, then how to see one hop by hop."""
+    from agentgraph import graph as graphmod
+
+    makespans = graphmod.session_critical_paths(trace)
+    rows = [SESSION_COLUMNS]
+    for sid, hops in _by_session(trace).items():
+        s = Trace(tuple(hops)).summary()
+        rows.append((sid, str(s["llm_hops"]), str(s["agents"]), str(s["tool_calls"]), str(s["prompt_tokens"]),
+                     f"{makespans[sid][1]:.2f}"))
+    _write_rows(rows, out, left=(0,))
+    out.write(f"{len(rows) - 1} session(s); --session ID shows one hop by hop\n")
+
+
 def _print_tables(trace: Trace, out: IO[str]) -> None:
     from agentgraph import graph as graphmod
 
     makespans = graphmod.session_critical_paths(trace)
-    agent_names = {(a.session_id, a.agent_id): a.agent_type for a in trace.agents}
+    names = trace.agent_names()
     for sid, hops in _by_session(trace).items():
         s = Trace(tuple(hops)).summary()
         out.write(f"session {sid}: {s['llm_hops']} hops, {s['agents']} agent(s), "
@@ -475,20 +539,22 @@ def _print_tables(trace: Trace, out: IO[str]) -> None:
         rows = [INSPECT_COLUMNS]
         for h in hops:
             u = h.usage
-            kind = agent_names.get((sid, h.agent_id))
-            short = h.agent_id if len(h.agent_id) <= 16 else h.agent_id[:10]
-            agent = short if kind is None else f"{short}({kind})"
             rows.append((
-                str(h.index), agent, str(h.prompt_tokens), str(h.shared_prefix_tokens),
+                str(h.index), names[sid, h.agent_id], str(h.prompt_tokens), str(h.shared_prefix_tokens),
                 str(h.new_tokens), "-" if u is None else str(u.cache_read_tokens),
                 "-" if u is None else str(u.cache_creation_tokens), str(h.output_tokens),
                 ",".join(t.name for t in h.tool_calls) or "-", f"{h.tool_wait_s:.2f}",
             ))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(INSPECT_COLUMNS))]
-        for r in rows:
-            out.write("  " + "  ".join(c.rjust(w) if i not in (1, 8) else c.ljust(w)
-                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() + "\n")
+        _write_rows(rows, out, left=(1, 8))
         out.write("\n")
+
+
+def _write_rows(rows: Sequence[tuple[str, ...]], out: IO[str], left: tuple[int, ...]) -> None:
+    """Aligned columns, two spaces apart: those in ``left`` left-aligned, the others right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  " + "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() + "\n")
 
 
 USAGE_COLUMNS = (("input", "api_input_tokens"), ("cache_read", "api_cache_read_tokens"),
@@ -623,7 +689,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not backends:
         raise UsageError("--backend needs at least one name")
     trace = load_any(args.trace, warnings=args.warnings)
-    report = validation_report(trace, backends, args.repeats)
+    report = validation_report(trace, backends, args.repeats, schemas=args.schemas, sources=args.trace)
     if args.json:
         print_json(report)
     else:
@@ -632,6 +698,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _print_validation(report: dict[str, Any], out: IO[str]) -> None:
+    from agentgraph.capture import schema_lines
+
     backends = report["backends"]
     head = ["tool", "calls", "invalid", "fast%"] + [f"{b} p50/p99 us" for b in backends]
     rows = [head]
@@ -647,10 +715,34 @@ def _print_validation(report: dict[str, Any], out: IO[str]) -> None:
     out.write(f"\n{total['calls']} tool call(s), {total['with_schema']} with a schema, {total['invalid']} invalid, "
               f"{100 * total['fast_path_share']:.1f}% decided by the fast path\n" if total["with_schema"] else
               f"\n{total['calls']} tool call(s), none with a recorded schema (legacy transcripts, redacted "
-              "recordings and Mooncake traces carry none)\n")
+              "recordings and Mooncake traces carry none; `agentgraph schemas capture` fixes transcripts)\n")
+    out.writelines(f"{line}\n" for line in schema_lines(report.get("schemas")))
     for name, t in report["tools"].items():
         if t["first_error"]:
             out.write(f"first invalid {name} call ({t['first_error']['tool_use_id']}): {t['first_error']['error']}\n")
+
+
+def _cmd_schemas_capture(args: argparse.Namespace) -> int:
+    from agentgraph.capture import capture_schemas, find_claude, save_capture
+
+    capture = capture_schemas(find_claude(args.claude))
+    path = save_capture(capture)
+    print(f"captured {len(capture.tools)} tool schemas of Claude Code {capture.cli_version} -> {path}")
+    return EXIT_OK
+
+
+def _cmd_schemas_list(args: argparse.Namespace) -> int:
+    from agentgraph.capture import cache_root, load_captures
+
+    captures = load_captures()
+    if args.json:
+        print_json([{"cli_version": c.cli_version, "captured_at": c.captured_at, "tools": sorted(c.tools)}
+                    for c in captures])
+    elif not captures:
+        print(f"no capture in {cache_root() / 'schemas'}; run `agentgraph schemas capture`")
+    for c in [] if args.json else captures:
+        print(f"{c.cli_version}  {c.captured_at}  {len(c.tools)} tools: {', '.join(sorted(c.tools))}")
+    return EXIT_OK
 
 
 def _p50_p99(us: dict[str, float] | None) -> str:

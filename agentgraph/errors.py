@@ -63,6 +63,7 @@ class IssueKind(StrEnum):
     TRUNCATED_LINE = "truncated last line"
     NOT_UTF8 = "line not valid UTF-8"
     NOT_AN_OBJECT = "line not a JSON object"
+    LINE_TOO_LONG = "line above the length bound"
     # Claude Code transcripts
     UNUSABLE_LINE = "unusable transcript line"
     UNKNOWN_LINE_TYPE = "lines of unknown type"
@@ -72,6 +73,7 @@ class IssueKind(StrEnum):
     MISSING_MESSAGE = "request messages not in the transcript"
     CONTEXT_GAP = "calls after a missing line"
     OWNER_GUESSED = "owner of copied calls guessed"
+    IMPLAUSIBLE_TIME = "calls dated implausibly"
     PROMPT_CAPPED = "prompt above the bound"
     NO_SPAWN = "sub-agent without a spawning call"
     NO_TRANSCRIPT = "sub-agent without a transcript"

@@ -20,6 +20,7 @@ HOPS_SCHEMA: Schema = {
     "hop_id": pl.String,
     "session_id": pl.String,
     "agent_id": pl.String,
+    "agent_name": pl.String,
     "index": pl.Int64,
     "model": pl.String,
     "start_s": pl.Float64,
@@ -41,7 +42,8 @@ HOPS_SCHEMA: Schema = {
     "validate_us": pl.Float64,
     "assemble_us": pl.Float64,
 }
-"""Schema of :meth:`Trace.hops`; API usage columns are null where the source had none, CPU columns
+"""Schema of :meth:`Trace.hops`; ``agent_name`` is :meth:`Trace.agent_names`' (the name ``inspect``
+and ``graph`` show), API usage columns are null where the source had none, CPU columns
 (``*_us``) where nothing was measured (``agentgraph import --measure-cpu``)."""
 
 TOOL_CALLS_SCHEMA: Schema = {

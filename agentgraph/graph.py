@@ -56,11 +56,14 @@ _EDGE_STYLE: dict[EdgeKind, Literal["solid", "dashed", "dotted"]] = {
 
 
 def build_graph(trace: Trace) -> nx.DiGraph[str]:
-    """One node per hop (its fields as attributes), one edge per dependency."""
+    """One node per hop (its fields as attributes, and ``agent_name`` from
+    :meth:`Trace.agent_names`), one edge per dependency."""
     g: nx.DiGraph[str] = nx.DiGraph(block_size=trace.block_size)
+    names = trace.agent_names()
     for h in trace.hop_list:
         g.add_node(
-            h.hop_id, session_id=h.session_id, agent_id=h.agent_id, index=h.index, model=h.model,
+            h.hop_id, session_id=h.session_id, agent_id=h.agent_id,
+            agent_name=names[h.session_id, h.agent_id], index=h.index, model=h.model,
             start_s=h.start_s, end_s=h.end_s, latency_s=h.latency_s,
             prompt_tokens=h.prompt_tokens, new_tokens=h.new_tokens,
             shared_prefix_tokens=h.shared_prefix_tokens, output_tokens=h.output_tokens,
@@ -118,7 +121,7 @@ def session_critical_paths(trace: Trace, g: nx.DiGraph[str] | None = None) -> di
 
 def _label(d: dict[str, Any], node: str) -> str:
     tools = ",".join(d["tools"]) or "-"
-    return (f"{d['agent_id']}#{d['index']} {d['prompt_tokens']} tok "
+    return (f"{d['agent_name']}#{d['index']} {d['prompt_tokens']} tok "
             f"(+{d['new_tokens']}) -> {tools}")
 
 
@@ -274,7 +277,8 @@ def _panel_size(layout: LaneLayout) -> tuple[float, float]:
 
 def draw_session(ax: Axes, trace: Trace, layout: LaneLayout, path: list[str], width_in: float) -> None:
     """Draw ``layout`` on ``ax``: edges by kind (solid sequence, dashed spawn, dotted join), the
-    critical ``path`` (hop ids) heavier, node area by mean prompt, agent names at their first node."""
+    critical ``path`` (hop ids) heavier, node area by mean prompt, agent names
+    (:meth:`Trace.agent_names`) at their first node."""
     node_of = {h.hop_id: node for node, group in layout.members.items() for h in group}
     kinds: dict[tuple[str, str], EdgeKind] = {}
     for e in trace.edges:
@@ -304,9 +308,10 @@ def draw_session(ax: Axes, trace: Trace, layout: LaneLayout, path: list[str], wi
     if layout.hops_per_column == 1 and diameter >= 12:
         nx.draw_networkx_labels(g, layout.pos, labels={n: str(layout.members[n][0].index) for n in nodes},
                                 ax=ax, font_size=7)
+    names = trace.agent_names()
     for agent, lane in layout.lanes.items():
-        ax.text(layout.first[agent] - 0.25, -lane + 0.22, agent[:14], ha="left", va="bottom", fontsize=7,
-                color=_DARK)
+        ax.text(layout.first[agent] - 0.25, -lane + 0.22, names[layout.session_id, agent], ha="left",
+                va="bottom", fontsize=7, color=_DARK)
     ax.set_xlim(-1.0, layout.columns + 0.5)
     ax.set_ylim(-layout.lane_count + 0.5, 0.75)
     ax.axis("off")

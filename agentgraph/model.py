@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 MAIN_AGENT = "main"
 """The agent id of a session's top-level agent; sub-agents keep their own ids."""
 
+AGENT_ID_PREFIX = 8  # shortest id prefix in an agent's name (Claude Code ids: 8 or 17 characters)
+
 
 class EdgeKind(StrEnum):
     """How one hop leads to another."""
@@ -181,7 +183,8 @@ class Trace:
         """One row per hop, schema :data:`agentgraph.frames.HOPS_SCHEMA`."""
         from agentgraph.frames import HOPS_SCHEMA, frame
 
-        return frame([_hop_row(h) for h in self.hop_list], HOPS_SCHEMA)
+        names = self.agent_names()
+        return frame([_hop_row(h, names[h.session_id, h.agent_id]) for h in self.hop_list], HOPS_SCHEMA)
 
     def tool_calls(self) -> pl.DataFrame:
         """One row per tool call, schema :data:`agentgraph.frames.TOOL_CALLS_SCHEMA`."""
@@ -194,6 +197,31 @@ class Trace:
             for t in h.tool_calls
         ]
         return frame(rows, TOOL_CALLS_SCHEMA)
+
+    def agent_names(self) -> dict[tuple[str, str], str]:
+        """The display name of each ``(session_id, agent_id)``, the one ``inspect``, ``graph`` and
+        ``hops()`` show: ``main`` as is, any other agent the shortest prefix of its id, at least
+        ``AGENT_ID_PREFIX`` characters, that no other agent id of its session starts with, then its
+        type in parentheses when known.
+
+        >>> hop = lambda i, a: Hop(i, "s", a, 0, "m", 0, 1, 10, 1, 0, ())
+        >>> t = Trace((hop("x", "main"), hop("y", "a0000000000000001"), hop("z", "a0000000000000002")),
+        ...           agents=(Agent("s", "a0000000000000001", "Explore"),))
+        >>> sorted(t.agent_names().values())
+        ['a0000000000000001(Explore)', 'a0000000000000002', 'main']
+        """
+        kinds = {(a.session_id, a.agent_id): a.agent_type for a in self.agents}
+        ids: dict[str, set[str]] = {}
+        for key in [(a.session_id, a.agent_id) for a in self.agents] + [(h.session_id, h.agent_id)
+                                                                          for h in self.hop_list]:
+            ids.setdefault(key[0], set()).add(key[1])
+        names = {}
+        for sid, agents in ids.items():
+            for agent in agents:
+                kind = kinds.get((sid, agent))
+                short = agent if agent == MAIN_AGENT else _unique_prefix(agent, agents - {agent})
+                names[sid, agent] = short if kind is None else f"{short}({kind})"
+        return names
 
     def graph(self) -> nx.DiGraph[str]:
         """The call graph: one node per hop (attributes of the hop), one edge per dependency."""
@@ -229,10 +257,17 @@ class Trace:
         }
 
 
-def _hop_row(h: Hop) -> tuple[object, ...]:
+def _unique_prefix(agent_id: str, others: set[str]) -> str:
+    for n in range(AGENT_ID_PREFIX, len(agent_id)):
+        if not any(o.startswith(agent_id[:n]) for o in others):
+            return agent_id[:n]
+    return agent_id
+
+
+def _hop_row(h: Hop, agent_name: str) -> tuple[object, ...]:
     u = h.usage
     return (
-        h.hop_id, h.session_id, h.agent_id, h.index, h.model, h.start_s, h.end_s, h.latency_s,
+        h.hop_id, h.session_id, h.agent_id, agent_name, h.index, h.model, h.start_s, h.end_s, h.latency_s,
         h.prompt_tokens, h.shared_prefix_tokens, h.new_tokens, h.output_tokens,
         None if u is None else u.input_tokens,
         None if u is None else u.cache_read_tokens,

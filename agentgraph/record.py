@@ -2,14 +2,16 @@
 
 Streaming responses pass through chunk by chunk, unchanged (bytes, status, headers that matter);
 a copy of the stream is parsed on the side to reassemble the message, up to a bounded size. Each
-call becomes one typed :class:`CallRecord`, made in one place, passed through :func:`scrub` (the
-one chokepoint every record goes through on its way out) and handed to a :class:`RecordSink`:
+call becomes one typed :class:`CallRecord`, made in one place (on a worker thread, one at a time:
+parsing a big body must not pause other clients), passed through :func:`scrub` (the one
+chokepoint every record goes through on its way out) and handed to a :class:`RecordSink`:
 a :class:`FileSink` appends ``agentgraph.record`` JSONL flushed per call, a :class:`MemorySink`
 keeps records in a list. See ``docs/recording.md`` for the secret policy and the limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -19,12 +21,13 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus
 
 import orjson
 from aiohttp import (
@@ -36,6 +39,8 @@ from aiohttp import (
     TCPConnector,
     web,
 )
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import BytesPayload
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -44,18 +49,22 @@ from agentgraph.serving import BackgroundApp
 from agentgraph.units import request_units
 
 __all__ = [
+    "CREDENTIAL_WORDS",
     "DEFAULT_MAX_INFLIGHT_BYTES",
     "DEFAULT_MAX_RECORD_BYTES",
     "FORMAT",
     "KEPT_QUERY_VALUES",
     "MAX_BODY_BYTES",
+    "MAX_DEPTH",
+    "MAX_JSON_VALUES",
     "MESSAGES_PATHS",
     "MIN_ECHO_CHARS",
     "MIN_SECRET_CHARS",
     "RECORDED_REQUEST_HEADERS",
     "RECORDED_RESPONSE_HEADERS",
     "REMOVED",
-    "SECRET_KEY",
+    "SECRET_NAMES",
+    "TOO_DEEP",
     "VERSION",
     "CallRecord",
     "FileSink",
@@ -70,6 +79,7 @@ __all__ = [
     "request_secrets",
     "scrub",
     "scrub_path",
+    "secret_name",
     "text_hash",
 ]
 
@@ -90,10 +100,25 @@ DEFAULT_MAX_INFLIGHT_BYTES = 512 * 1024 * 1024
 """Request bodies of all calls in flight together; past it a new body gets a 413."""
 MAX_BODY_BYTES = 256 * 1024 * 1024
 """One request body."""
-SECRET_KEY = re.compile(r"authorization|authorization[-_]?token|x-api-key|api[-_]?key|access[-_]?token"
-                        r"|refresh[-_]?token|token|client[-_]?secret|secret|password", re.IGNORECASE)
-"""Body field names whose values are credentials, matched whole (``fullmatch``, any case); a header
-name containing one (``search``: ``x-goog-api-key``) marks its value as a credential too."""
+SECRET_NAMES = frozenset({
+    "authorization", "authorizationtoken", "apikey", "xapikey", "accesstoken", "refreshtoken", "authtoken",
+    "sessiontoken", "idtoken", "token", "clientsecret", "secret", "password", "passwd", "privatekey", "cookie",
+    "credentials", "bearer",
+})
+"""Request-body field names whose values are credentials, compared whole after :func:`secret_name`'s
+normalization (lowercase, ``-`` and ``_`` dropped: ``X-Api-Key``, ``x_api_key``, ``xApiKey`` are
+all ``xapikey``); ``max_tokens`` or ``token_count`` are not among them."""
+CREDENTIAL_WORDS = ("auth", "cookie", "signature", "sig", "token", "key", "secret", "password", "passwd",
+                    "credential")
+"""A request header, or a query parameter of a URL in a request body, whose lowercased name
+contains one of these words carries a credential (``x-custom-auth``, ``x-goog-api-key``, ``sig``)."""
+MAX_JSON_VALUES = 1_000_000
+"""A body (request or response) with more structural bytes (``{``, ``[``, ``,``) than this is not
+parsed for the record: ``{"unparsed_bytes": N, "reason": ...}`` and ``truncated: true``. Parsed
+JSON takes ~50 times its text's size for tiny values; real request bodies have a few 100,000."""
+MAX_DEPTH = 64
+"""JSON nested deeper than this is replaced, in the record, by :data:`TOO_DEEP`."""
+TOO_DEEP = "<nested too deep>"
 KEPT_QUERY_VALUES = frozenset({"beta"})
 """Query parameters whose value a record's ``path`` keeps; every other value is replaced."""
 REMOVED = "<removed>"
@@ -293,7 +318,7 @@ class Upstream:
     @classmethod
     def parse(cls, text: str) -> Upstream:
         """Raises :class:`UsageError` (never naming the credentials) unless ``text`` is an http(s) URL."""
-        shown = re.sub(r"//[^/?#]*@", "//", re.sub(r"[?#].*", "?...", text, flags=re.DOTALL))  # no credentials
+        shown = _shown_url(text)
         try:
             url = URL(text)
             url.port  # noqa: B018 - an out-of-range port raises here
@@ -303,6 +328,8 @@ class Upstream:
             raise UsageError(f"expected an http:// or https:// URL with a host, got {shown!r}")
         if url.query_string or url.fragment:
             raise UsageError(f"expected a URL without query or fragment, got {shown!r}")
+        if "@" in url.raw_path:  # a password with an unescaped "/": its end would be shown as the path
+            raise UsageError(f"expected a URL without '@' after the host (escape it as %40), got {shown!r}")
         return cls(str(url.with_user(None)).rstrip("/"), url.user, url.password)
 
     def authorization(self) -> str | None:
@@ -319,18 +346,31 @@ class Upstream:
         return base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()
 
 
+def _shown_url(text: str) -> str:
+    """``text`` fit to echo in an error: everything up to its last ``@`` (credentials, even with
+    ``/``, ``?``, ``#`` or ``@`` in them) and its query and fragment cut."""
+    if "@" in text:
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text)
+        text = (scheme.group(0) if scheme else "") + "...@" + text.rpartition("@")[2]
+    return re.sub(r"[?#].*", "?...", text, flags=re.DOTALL)
+
+
 # --------------------------------------------------------------------------- scrubbing
 
 
 def scrub(record: CallRecord, secrets: Iterable[str] = ()) -> CallRecord:
     """The record as it may be written: the chokepoint every record passes on its way to a sink.
 
-    * ``path``: query values replaced by :data:`REMOVED` except :data:`KEPT_QUERY_VALUES`;
-    * ``request``: fields whose whole name matches :data:`SECRET_KEY` (any case, any depth)
-      replaced, values of ``headers`` maps replaced, ``url`` fields without ``user:pass@`` and
-      credential query values; never inside ``tools[].input_schema`` or tool-call ``input``;
-    * every string of the record (keys too): ``secrets`` (the request's own credentials) and the
-      values removed above, when at least :data:`MIN_SECRET_CHARS` long, cut out as substrings;
+    * ``path``: every query value (an item without ``=`` is a value) replaced by :data:`REMOVED`
+      except those of :data:`KEPT_QUERY_VALUES`; in records of kind ``request``, path segments
+      after the first (after ``/v1/`` and one more) replaced too;
+    * ``request``: fields whose normalized name is in :data:`SECRET_NAMES` (any depth) replaced,
+      values of ``headers`` maps and ``[{"name", "value"}]`` lists replaced, URL fields without
+      ``user:pass@`` and credential query values; never inside ``tools[].input_schema`` or
+      tool-call ``input``;
+    * JSON nested deeper than :data:`MAX_DEPTH` replaced by :data:`TOO_DEEP`;
+    * every string of the record (keys too): ``secrets`` (the request's own credentials) and every
+      value replaced above, when at least :data:`MIN_SECRET_CHARS` long, cut out as substrings;
       in what a failed call sent back, those at least :data:`MIN_ECHO_CHARS` long.
 
     Examples
@@ -344,12 +384,13 @@ def scrub(record: CallRecord, secrets: Iterable[str] = ()) -> CallRecord:
 {'error': {'message': 'bad key <removed>'}})
     """
     found: set[str] = set(secrets)
+    path = _scrub_path(record.path, found, segments=record.kind is RecordKind.REQUEST)
     request = _scrub_fields(record.request, found, top=True)
     long = _Cutter(s for s in found if len(s) >= MIN_SECRET_CHARS)
     echo = _Cutter(s for s in found if len(s) >= MIN_ECHO_CHARS)
     failed = record.status is None or not 200 <= record.status < 300
     return replace(
-        record, path=long(scrub_path(record.path)), request_headers=long(record.request_headers),
+        record, path=long(path), request_headers=long(record.request_headers),
         request=long(request), response_headers=long(record.response_headers),
         response=(echo if failed else long)(record.response), stream_error=echo(record.stream_error),
         error=echo(record.error), client_error=echo(record.client_error),
@@ -357,55 +398,91 @@ def scrub(record: CallRecord, secrets: Iterable[str] = ()) -> CallRecord:
 
 
 def scrub_path(path: str) -> str:
-    """``path`` with every query value replaced by :data:`REMOVED` but those of :data:`KEPT_QUERY_VALUES`.
+    """``path`` with every query value replaced by :data:`REMOVED` but those of :data:`KEPT_QUERY_VALUES`
+    (names compared as sent, not percent-decoded; an item without ``=`` is a value).
 
-    >>> scrub_path("/v1/messages?beta=true&api_key=sk-1&flag")
-    '/v1/messages?beta=true&api_key=<removed>&flag'
+    >>> scrub_path("/v1/messages?beta=true&api_key=sk-1&%62eta=sk-2&sk-3")
+    '/v1/messages?beta=true&api_key=<removed>&%62eta=<removed>&<removed>'
     """
+    return _scrub_path(path, set())
+
+
+def _scrub_path(path: str, found: set[str], segments: bool = False) -> str:
     base, sep, query = path.partition("?")
+    if segments:
+        base = _scrub_segments(base, found)
     if not sep:
-        return path
-    return f"{base}?{_scrub_query(query, lambda name: name not in KEPT_QUERY_VALUES)}"
+        return base
+    return f"{base}?{_scrub_query(query, lambda name: name in KEPT_QUERY_VALUES, found)}"
+
+
+def _scrub_segments(path: str, found: set[str]) -> str:
+    """The first segment kept (after a version segment ``v1``), every later one replaced."""
+    parts = path.split("/")
+    keep = 3 if len(parts) > 1 and re.fullmatch(r"v\d+", parts[1]) else 2
+    for i in range(keep, len(parts)):
+        if parts[i]:
+            found.update((parts[i], unquote(parts[i])))
+            parts[i] = REMOVED
+    return "/".join(parts)
+
+
+def secret_name(name: str) -> bool:
+    """Whether a request-body field named ``name`` holds a credential: ``name`` lowercased, without
+    ``-`` and ``_``, is one of :data:`SECRET_NAMES`.
+
+    >>> [secret_name(n) for n in ("X-Api-Key", "xApiKey", "session_token", "max_tokens", "token_count")]
+    [True, True, True, False, False]
+    """
+    return name.lower().replace("-", "").replace("_", "") in SECRET_NAMES
+
+
+def _credential_word(name: str) -> bool:
+    low = name.lower()
+    return any(word in low for word in CREDENTIAL_WORDS)
 
 
 def request_secrets(headers: Mapping[str, str], query: Iterable[tuple[str, str]] = (),
                     upstream: Upstream | None = None) -> frozenset[str]:
-    """The credential values a request carries: headers whose name contains a :data:`SECRET_KEY`
-    word (``x-api-key``, ``proxy-authorization``, ``x-goog-api-key`` ...), with and without their
-    scheme word (``Bearer``), credential query parameters, the upstream URL's user and password.
+    """The credential values a request carries: headers whose name contains a :data:`CREDENTIAL_WORDS`
+    word (``x-api-key``, ``authorization``, ``cookie``, ``x-signature`` ...), with and without their
+    scheme word (``Bearer``), every query value but those of :data:`KEPT_QUERY_VALUES`, the upstream
+    URL's user and password. (:func:`scrub` adds the query values of the record's path itself.)
 
     >>> sorted(request_secrets({"x-api-key": "k1", "authorization": "Bearer t1", "x-app": "cli"}))
     ['Bearer t1', 'k1', 't1']
     """
     out = set(upstream.secrets()) if upstream is not None else set()
     for name, value in headers.items():
-        if SECRET_KEY.search(name):
+        if _credential_word(name):
             out.add(value)
             out.add(value.partition(" ")[2].strip())
-    out.update(value for name, value in query if _credential_name(name))
+    out.update(value for name, value in query if name not in KEPT_QUERY_VALUES)
     return frozenset(s for s in out if s)
 
 
-def _credential_name(name: str) -> bool:
-    return bool(SECRET_KEY.fullmatch(name)) or name.lower() == "key"
-
-
-def _scrub_query(query: str, replaced: Callable[[str], bool], found: set[str] | None = None) -> str:
+def _scrub_query(query: str, kept: Callable[[str], bool], found: set[str]) -> str:
+    """Values replaced unless ``kept(raw name)``; an item without ``=`` is a value. Every replaced
+    value joins ``found``, as sent and percent-decoded."""
     parts = []
     for part in query.split("&"):
         name, eq, value = part.partition("=")
-        if eq and replaced(unquote_plus(name)):
-            if found is not None:
-                found.add(unquote_plus(value))
-            part = f"{name}={REMOVED}"
+        if not eq:
+            name, value = "", part
+        if value and not (eq and kept(name)):
+            found.update((value, unquote_plus(value)))
+            part = f"{name}={REMOVED}" if eq else REMOVED
         parts.append(part)
     return "&".join(parts)
 
 
-def _scrub_fields(value: Any, found: set[str], keep: frozenset[str] = frozenset(), top: bool = False) -> Any:
+def _scrub_fields(value: Any, found: set[str], keep: frozenset[str] = frozenset(), top: bool = False,
+                  depth: int = 0) -> Any:
     """Credential fields of a request body replaced (their string values added to ``found``)."""
+    if isinstance(value, list | dict) and depth >= MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, list):
-        return [_scrub_fields(v, found) for v in value]
+        return [_scrub_fields(v, found, depth=depth + 1) for v in value]
     if not isinstance(value, dict):
         return value
     if isinstance(value.get("type"), str) and value["type"].endswith("tool_use"):
@@ -415,69 +492,90 @@ def _scrub_fields(value: Any, found: set[str], keep: frozenset[str] = frozenset(
         low = name.lower() if isinstance(name, str) else ""
         if name in keep:
             out[name] = v
-        elif SECRET_KEY.fullmatch(low):
+        elif secret_name(low):
             _strings(v, found)
             out[name] = REMOVED
-        elif low == "headers" and isinstance(v, dict):  # e.g. an MCP server's: every value goes
-            _strings({k: x for k, x in v.items() if SECRET_KEY.search(str(k))}, found)
-            out[name] = dict.fromkeys(v, REMOVED)
-        elif (low == "url" or low.endswith("_url")) and isinstance(v, str):
+        elif low == "headers" and isinstance(v, dict | list):  # e.g. an MCP server's: every value goes
+            out[name] = _scrub_headers(v, found, depth + 1)
+        elif isinstance(v, str) and _url_name(name):
             out[name] = _scrub_url(v, found)
         elif top and name == "tools" and isinstance(v, list):
-            out[name] = [_scrub_fields(t, found, frozenset({"input_schema"})) for t in v]
+            out[name] = [_scrub_fields(t, found, frozenset({"input_schema"}), depth=depth + 2) for t in v]
         else:
-            out[name] = _scrub_fields(v, found)
+            out[name] = _scrub_fields(v, found, depth=depth + 1)
     return out
 
 
+def _scrub_headers(headers: dict[str, Any] | list[Any], found: set[str], depth: int) -> Any:
+    """A headers map, or a list of ``{"name": ..., "value": ...}``: every value replaced, kept as a secret."""
+    if isinstance(headers, dict):
+        _strings(headers, found)
+        return dict.fromkeys(headers, REMOVED)
+    out: list[Any] = []
+    for item in headers:
+        if isinstance(item, dict) and "value" in item:
+            _strings(item["value"], found)
+            item = {**item, "value": REMOVED}
+        out.append(_scrub_fields(item, found, depth=depth + 1))
+    return out
+
+
+def _url_name(name: Any) -> bool:
+    """``url``, ``uri``, ``*_url``, ``*-url``, ``serverUrl``, ``serverURL``."""
+    return isinstance(name, str) and bool(re.fullmatch(r"(?i:ur[li])|.*(?:[-_](?i:ur[li])|[a-z0-9]Ur[li]|URL|URI)",
+                                                       name))
+
+
 def _scrub_url(text: str, found: set[str]) -> str:
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    netloc, query = parts.netloc, parts.query
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        found.update(unquote(s) for s in userinfo.split(":", 1))
-    query = _scrub_query(query, _credential_name, found) if query else query
-    if (netloc, query) == (parts.netloc, parts.query):
-        return text
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    """``text`` without everything from ``//`` to its last ``@`` (``user:pass@``, even when the
+    password holds ``/``, ``?`` or ``@``: cut as text, not as ``urlsplit`` reads it) and without the
+    values of credential query parameters (by decoded name, any case)."""
+    head, sep, rest = text.partition("//")
+    if sep and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        found.update(piece for s in (userinfo, *userinfo.split(":", 1)) for piece in (s, unquote(s)))
+    rest, qsep, query = rest.partition("?")
+    if qsep:
+        rest += "?" + _scrub_query(query, lambda name: not _credential_word(unquote_plus(name)), found)
+    return head + sep + rest
 
 
-def _strings(value: Any, found: set[str]) -> None:
+def _strings(value: Any, found: set[str], depth: int = 0) -> None:
     if isinstance(value, str):
         found.add(value)
         found.add(value.partition(" ")[2].strip())  # "Bearer <token>"
+    elif depth >= MAX_DEPTH:
+        return
     elif isinstance(value, dict):
         for v in value.values():
-            _strings(v, found)
+            _strings(v, found, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            _strings(v, found)
+            _strings(v, found, depth + 1)
 
 
 class _Cutter:
-    """Cuts known secrets out of every string of a JSON value (keys included), longest first."""
+    """Cuts known secrets out of every string of a JSON value (keys included), longest first, and
+    replaces what is nested deeper than :data:`MAX_DEPTH` by :data:`TOO_DEEP`."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = sorted({s for s in secrets if s}, key=lambda s: (-len(s), s))
 
     def __call__(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        return self._cut(value)
+        return self._cut(value, 0)
 
-    def _cut(self, value: Any) -> Any:
+    def _cut(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
             for secret in self.secrets:
                 if secret in value:
                     value = value.replace(secret, REMOVED)
             return value
+        if isinstance(value, Mapping | list) and depth >= MAX_DEPTH:
+            return TOO_DEEP
         if isinstance(value, Mapping):
-            return {self._cut(k): self._cut(v) for k, v in value.items()}
+            return {self._cut(k, depth): self._cut(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._cut(v) for v in value]
+            return [self._cut(v, depth + 1) for v in value]
         return value
 
 
@@ -494,6 +592,7 @@ class SSEAssembler:
         self.message: dict[str, Any] | None = None
         self.error: Any = None
         self.events = 0
+        self.too_large = False  # an event (or a tool input) had more than MAX_JSON_VALUES: not parsed
         self._pieces: dict[tuple[int, str], list[str]] = {}  # (block, field) -> delta pieces
 
     def feed(self, chunk: bytes) -> None:
@@ -514,6 +613,9 @@ class SSEAssembler:
         if line.startswith(b"event:"):
             self._event = line[6:].strip().decode(errors="replace")
         elif line.startswith(b"data:"):
+            if _json_values(line) > MAX_JSON_VALUES:
+                self.too_large = True
+                return
             try:
                 data = orjson.loads(line[5:].strip())
             except orjson.JSONDecodeError:
@@ -562,6 +664,10 @@ class SSEAssembler:
             joined = "".join(pieces)
             if field != "input":
                 blocks[index][field] = blocks[index].get(field, "") + joined
+                continue
+            if _json_values(joined) > MAX_JSON_VALUES:
+                self.too_large = True
+                blocks[index]["input"] = {}
                 continue
             try:
                 blocks[index]["input"] = orjson.loads(joined) if joined else {}
@@ -645,8 +751,12 @@ class _Tap:
             self.raw += plain
 
     def body(self) -> Any:
-        """The JSON body read (None when truncated: a cut JSON text does not parse)."""
-        return None if self.raw is None or self.truncated else _json_or_none(self.raw)
+        """The JSON body read (None when truncated: a cut JSON text does not parse); one of more
+        than :data:`MAX_JSON_VALUES` values is not parsed and marks the call truncated."""
+        if self.raw is None or self.truncated:
+            return None
+        value, self.truncated = _parse_json(self.raw)
+        return value
 
     def _fail(self, reason: str) -> None:
         self.error = reason
@@ -663,9 +773,9 @@ class _Call:
         self.path = f"{path}?{query}" if query else path
         self.kind = RecordKind.CALL if path in MESSAGES_PATHS else RecordKind.REQUEST
         self.request_headers = _recorded(request.headers, RECORDED_REQUEST_HEADERS)
-        self.secrets = request_secrets(request.headers, request.query.items(), upstream)
+        self.secrets = request_secrets(request.headers, (), upstream)  # scrub() adds the path's query values
         self.held_bytes = 0  # of the in-flight budget
-        self.request: Any = None
+        self.request_body: bytes | bytearray = b""  # parsed when the record is made, off the event loop
         self.request_truncated = False
         self.status: int | None = None
         self.response_headers: dict[str, str] = {}
@@ -677,23 +787,27 @@ class _Call:
 
     def take_request(self, body: bytearray, limit: int) -> None:
         if len(body) > limit:
-            self.request, self.request_truncated = {"unparsed_bytes": len(body)}, True
-        else:
-            self.request = _json_or_none(body)
+            self.request_truncated = True
+        self.request_body = body
 
     def record(self) -> CallRecord:
+        """Parses what was kept: costly for big bodies, so the proxy calls it off its event loop."""
+        if self.request_truncated:
+            request: Any = {"unparsed_bytes": len(self.request_body)}
+        else:
+            request, self.request_truncated = _parse_json(self.request_body)
         tap = self.tap
         sse = tap.sse if tap is not None else None
         if sse is not None:
             sse.close()
+        response = sse.message if sse is not None else tap.body() if tap is not None else None
         return CallRecord(
             seq=self.seq, method=self.method, path=self.path, t_request_s=self.t_request_s, kind=self.kind,
-            request_headers=self.request_headers, request=self.request, status=self.status,
-            response_headers=self.response_headers,
-            response=sse.message if sse is not None else tap.body() if tap is not None else None,
+            request_headers=self.request_headers, request=request, status=self.status,
+            response_headers=self.response_headers, response=response,
             events=sse.events if sse is not None else None, stream_error=sse.error if sse is not None else None,
             error=self.error, client_error=self.client_error, record_error=tap.error if tap is not None else None,
-            truncated=self.request_truncated or (tap is not None and tap.truncated),
+            truncated=self.request_truncated or (tap is not None and (tap.truncated or bool(sse and sse.too_large))),
             t_first_byte_s=self.t_first_byte_s, t_last_byte_s=self.t_last_byte_s)
 
 
@@ -723,6 +837,7 @@ class RecordingProxy:
         self.other_requests = 0  # records of other requests handed to the sink
         self.inflight_bytes = 0
         self._sink_failed = False
+        self._builder: ThreadPoolExecutor | None = None  # one thread: one record made at a time
         self._server = BackgroundApp(self._app, host, port, "agentgraph-record", shutdown_timeout_s=2.0)
         self._session: ClientSession | None = None
         self._seq = 0
@@ -733,11 +848,11 @@ class RecordingProxy:
 
     def __enter__(self) -> RecordingProxy:
         self.sink.open()
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="agentgraph-record-build")
         try:
             self._server.start()
         except BaseException:
-            self._server.stop()
-            self.sink.close()
+            self.__exit__()
             raise
         return self
 
@@ -745,6 +860,9 @@ class RecordingProxy:
         # calls in flight get 2 s, then are cancelled (and still recorded); then the upstream
         # connections close on the loop that opened them
         self._server.stop(then=self._close_client)
+        if self._builder is not None:
+            self._builder.shutdown()
+            self._builder = None
         self.sink.close()
 
     async def _close_client(self) -> None:
@@ -769,23 +887,29 @@ class RecordingProxy:
             if body is None:
                 return self._refuse(call)
             call.take_request(body, self.max_record_bytes)
-            return await self._relay(request, body, call)
+            del body  # the call holds it until its record is made
+            return await self._relay(request, call.request_body, call)
         finally:  # also when cancelled at shutdown: what was seen is recorded
             self.inflight_bytes -= call.held_bytes
             if call.t_last_byte_s is None:
                 call.t_last_byte_s = time.time()
-            self._emit(call)
+            await self._emit(call)
 
     async def _read_body(self, request: web.Request, call: _Call) -> bytearray | None:
         """The request body, held against the in-flight budget; None when it does not fit."""
         declared = request.content_length
         if declared is not None and not self._hold(call, declared):
             return None  # refused before reading a byte of it
-        body = bytearray()
+        body, size = bytearray(declared or 0), 0  # filled in place: growing it would copy it
         async for chunk in request.content.iter_any():
             if declared is None and not self._hold(call, len(chunk)):
                 return None
-            body += chunk
+            if size + len(chunk) <= len(body):
+                body[size:size + len(chunk)] = chunk
+            else:
+                body[size:] = chunk
+            size += len(chunk)
+        del body[size:]
         return body
 
     def _hold(self, call: _Call, size: int) -> bool:
@@ -801,12 +925,34 @@ class RecordingProxy:
                           f"({MAX_BODY_BYTES} bytes per request, {self.max_inflight_bytes} bytes of all "
                           "requests in flight, --max-inflight-bytes)")
 
-    def _emit(self, call: _Call) -> None:
-        """Scrub, redact if asked, hand to the sink: the one way out for a record."""
+    async def _emit(self, call: _Call) -> None:
+        """Make the record on the builder thread (parsing, scrubbing and redacting a big body takes
+        time: other clients are served meanwhile), then hand it to the sink: the one way out."""
+        assert self._builder is not None, "RecordingProxy used outside its with-block"
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # shutting down: no await may finish, build it here
+            self._write(self._build(call))
+            return
+        future = self._builder.submit(self._build, call)
+        try:
+            record = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._write(future.result())
+            raise
+        self._write(record)
+
+    def _build(self, call: _Call) -> CallRecord:
+        """The record as written; one that cannot be made keeps none of the call's content."""
         try:
             record = scrub(call.record(), call.secrets)
-            if self.redact:
-                record = _safe_redact(record)
+            return _safe_redact(record) if self.redact else record
+        except Exception as exc:
+            return CallRecord(seq=call.seq, method=call.method, path=_scrub_path(call.path, set(), segments=True),
+                              t_request_s=call.t_request_s, kind=call.kind, status=call.status, truncated=True,
+                              record_error=f"could not make the record: {type(exc).__name__}")
+
+    def _write(self, record: CallRecord) -> None:
+        try:
             self.sink.write(record)
         except Exception as exc:  # the recorder never breaks the session it records
             if not self._sink_failed:
@@ -828,13 +974,14 @@ class RecordingProxy:
                 timeout=ClientTimeout(total=None, sock_read=self.read_timeout_s))
         return self._session
 
-    async def _relay(self, request: web.Request, body: bytearray, call: _Call) -> web.StreamResponse:
+    async def _relay(self, request: web.Request, body: bytes | bytearray, call: _Call) -> web.StreamResponse:
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP)
         if "authorization" not in headers and (basic := self.upstream.authorization()):
             headers["Authorization"] = basic
         try:
             upstream = await self._client().request(request.method, self.upstream.url + request.path_qs,
-                                                    data=body or None, headers=headers, allow_redirects=False)
+                                                    data=_BodyPayload(body) if body else None, headers=headers,
+                                                    allow_redirects=False)
         except Exception as exc:
             # never repr() the exception: aiohttp's carry the request headers, API key included
             status, what = (504, "timed out") if isinstance(exc, TimeoutError) else (502, "unreachable")
@@ -873,6 +1020,20 @@ class RecordingProxy:
         with suppress(ConnectionResetError, ClientConnectionResetError):
             await out.write_eof()
         return out
+
+
+class _BodyPayload(BytesPayload):
+    """A request body sent in 1 MiB slices of one buffer, waiting for the socket between them: sent
+    whole, aiohttp and asyncio would each copy the part the socket does not take at once."""
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        view = memoryview(self._value)[:content_length]
+        for start in range(0, len(view), _INFLATE_STEP):
+            await writer.write(view[start:start + _INFLATE_STEP])
+            await writer.drain()
 
 
 def _api_error(status: int, kind: str, message: str) -> web.Response:
@@ -952,10 +1113,20 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
-def _json_or_none(body: bytes | bytearray) -> Any:
+def _json_values(text: bytes | bytearray | str) -> int:
+    """An upper bound on the JSON values of ``text`` past the first, counted without parsing it."""
+    if isinstance(text, str):
+        return text.count("{") + text.count("[") + text.count(",")
+    return text.count(b"{") + text.count(b"[") + text.count(b",")
+
+
+def _parse_json(body: bytes | bytearray) -> tuple[Any, bool]:
+    """The body as JSON (``{"unparsed_bytes": N}`` when it is not), and whether it was too large to parse."""
     if not body:
-        return None
+        return None, False
+    if _json_values(body) > MAX_JSON_VALUES:
+        return {"unparsed_bytes": len(body), "reason": f"more than {MAX_JSON_VALUES} JSON values"}, True
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), False
     except orjson.JSONDecodeError:
-        return {"unparsed_bytes": len(body)}
+        return {"unparsed_bytes": len(body)}, False

@@ -6,6 +6,8 @@ Nothing starts in the constructor; :meth:`BackgroundApp.start` binds the port an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -41,7 +43,10 @@ class BackgroundApp:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=self.name)
         self._thread.start()
-        self.port = self.run(self._start_site(), timeout_s=30)
+        try:
+            self.port = self.run(self._start_site(), timeout_s=30)
+        except OSError as exc:  # one line naming where: not the resolver's or asyncio's wording alone
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port_wanted}: {_reason(exc)}") from None
 
     def run(self, coro: Awaitable[T], timeout_s: float | None = None) -> T:
         """Run a coroutine on the server's loop and wait for its result."""
@@ -68,3 +73,12 @@ class BackgroundApp:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port_wanted).start()
         return int(self._runner.addresses[0][1])
+
+
+def _reason(exc: OSError) -> str:
+    """``Address already in use``, ``Name or service not known``: the OS's words for ``exc``."""
+    if exc.errno is not None and exc.errno > 0:
+        with contextlib.suppress(ValueError):
+            if (text := os.strerror(exc.errno)) and not text.startswith("Unknown error"):
+                return text
+    return exc.strerror or type(exc).__name__

@@ -18,6 +18,7 @@ import orjson
 from agentgraph.errors import TraceFormatError, UsageError
 from agentgraph.model import Agent, Edge, EdgeKind, Hop, ToolCall, Trace, Usage
 from agentgraph.outputs import open_output
+from agentgraph.sources.jsonl import bounded_lines, too_long
 from agentgraph.tokens import DEFAULT_BLOCK_SIZE, common_prefix_len
 
 __all__ = [
@@ -112,7 +113,7 @@ def load(path: str | Path) -> Trace:
 
 def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
     """Read a native trace from a binary stream."""
-    lines = _numbered(stream)
+    lines = _numbered(stream, name)
     try:
         lineno, first = next(lines)
     except StopIteration:
@@ -166,8 +167,10 @@ def read(stream: IO[bytes], name: str = "<stream>") -> Trace:
     return Trace(tuple(hops), tuple(edges), tuple(agents), block_size, dict(meta), schemas)
 
 
-def _numbered(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for lineno, raw in enumerate(stream, 1):
+def _numbered(stream: IO[bytes], name: str) -> Iterator[tuple[int, bytes]]:
+    for lineno, raw in bounded_lines(stream):  # memory stays bounded whatever the input
+        if raw is None:
+            raise TraceFormatError(too_long().removesuffix("; skipped"), path=name, line=lineno)
         if raw.strip():
             yield lineno, raw
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,6 +26,9 @@ from schedulers.simulator import replay
 from schedulers.strategies import STRATEGIES, check_strategy, parse_strategies
 from schedulers.sweep import add_sweep_command
 from schedulers.workloads import replicate
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["main"]
 
@@ -81,6 +84,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--copies", type=copy_count, default=1, metavar="K",
                    help="replay K copies of the sessions (shared prefixes kept, private ones renamed)")
     force_option(p)
+    progress_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -96,6 +100,23 @@ def force_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="run even when the work is above the limits of docs/cli.md (replayed hops and "
                    "prefix blocks, blocks held in memory)")
+
+
+def progress_option(p: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress``; neither: a bar only when stderr is a terminal."""
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show the progress bar (default: only on a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+
+
+def progress_bar(total: int, desc: str, unit: str, progress: bool | None) -> tqdm[Any]:
+    """A bar on stderr, gone when closed; ``progress`` None draws it only on a terminal (tqdm's
+    ``disable=None``), so piped output (CI logs) stays clean."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=None if progress is None else not progress)
 
 
 _capacity = base.argument_type(lambda text: parse_capacity(text, "--kv-capacity-tokens"))
@@ -118,7 +139,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     name = check_strategy(args.strategy)
     out = None if args.output is None else output_dir(args.output)  # an unusable -o fails before the work
     trace, spec = _setup(args, 1)
-    result = _run(trace, spec, name, args)
+    with progress_bar(1, "replay", "strategy", args.progress) as bar:  # the simulator has no per-hop hook
+        bar.set_postfix_str(name)
+        result = _run(trace, spec, name, args)
+        bar.update()
     if out is not None:
         _write(out, result, spec)
     if args.json:
@@ -133,7 +157,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     names = parse_strategies(args.strategies)
     trace, spec = _setup(args, len(names))
-    summaries = {n: _run(trace, spec, n, args).summary for n in names}
+    summaries = {}
+    with progress_bar(len(names), "compare", "strategy", args.progress) as bar:
+        for n in names:
+            bar.set_postfix_str(n)
+            summaries[n] = _run(trace, spec, n, args).summary
+            bar.update()
     if args.json:
         base.print_json({"cluster": spec.describe(), "strategies": summaries})
     else:

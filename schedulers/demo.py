@@ -41,6 +41,7 @@ from schedulers.strategies import STRATEGIES, check_strategy
 from schedulers.workloads import replicate
 
 if TYPE_CHECKING:
+    import jinja2
     from matplotlib.figure import Figure
 
 __all__ = ["BUNDLED_TRACE", "DemoReport", "add_demo_command", "bundled_replays", "demo_sessions", "run_demo"]
@@ -175,52 +176,37 @@ def run_demo(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, out_dir: str 
 
 def _html(summaries: dict[str, dict[str, Any]], spec: ClusterSpec, copies: int, rate: float | None,
           seed: int) -> str:
+    """index.html from ``templates/index.html.j2``: the numbers formatted and the best per column
+    marked here, the markup there."""
     from schedulers.cli import TABLE
 
-    d = spec.describe()
     first = next(iter(summaries.values()))
-    copies_word = "copy" if copies == 1 else "copies"
-    arrivals = "trace timestamps" if rate is None else f"Poisson arrivals at {rate:g} session(s)/s"
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in TABLE)
     best = {k: (min if k != "hit_rate" else max)(s[k] for s in summaries.values() if s[k] is not None)
             for k, _, _ in TABLE if k not in _TRADE_OFFS and any(s[k] is not None for s in summaries.values())}
-    rows = []
-    for name, s in summaries.items():
-        cells = []
-        for k, _, fmt in TABLE:
-            text = "-" if s[k] is None else fmt.format(s[k])
-            mark = ' class="best"' if s[k] is not None and s[k] == best.get(k) else ""
-            cells.append(f"<td{mark}>{html.escape(text)}</td>")
-        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
-    figures = "\n".join(
-        f'<figure><img src="{f}" alt="{html.escape(title)}"><figcaption><b>{html.escape(title)}.</b> '
-        f"{html.escape(caption)}</figcaption></figure>" for f, title, caption in PLOTS)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>agentgraph demo</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #1e293b; }}
-table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
-th, td {{ padding: .25rem .6rem; border-bottom: 1px solid #e2e8f0; text-align: right; }}
-tr th:first-child {{ text-align: left; }}
-td.best {{ font-weight: bold; color: #c2410c; }}
-figure {{ margin: 2rem 0; }} img {{ max-width: 100%; }} figcaption {{ max-width: 50rem; }}
-</style></head><body>
-<h1>agentgraph demo</h1>
-<p>{first['sessions']} session(s) ({copies} {copies_word} of the input sessions), {first['hops']} hops,
-{arrivals}, seed {seed}, on {d['nodes']} × {html.escape(str(d['model']))} ({html.escape(str(d['gpu']))}
-×{d['tensor_parallel']}, KV {d['kv_capacity_tokens']} tokens per node). Every strategy sees the same
-arrivals. Best value per column in bold (not for fetched tokens and max/mean load: those are
-trade-offs, not goals). Metric definitions: <code>docs/metrics.md</code>; strategies:
-<code>docs/strategies.md</code>.
-The numbers are in <a href="summary.json">summary.json</a> (feed it to <code>agentgraph gate</code>),
-per session in <a href="sessions.csv">sessions.csv</a> and per hop in <a href="hops.csv">hops.csv</a>
-(every strategy, a <code>strategy</code> column); a per-turn CSV follows once the importer knows turns.</p>
-<table><thead><tr><th>strategy</th>{head}</tr></thead><tbody>
-{chr(10).join(rows)}
-</tbody></table>
-{figures}
-</body></html>
-"""
+    rows = [(name, [("-" if s[k] is None else fmt.format(s[k]), s[k] is not None and s[k] == best.get(k))
+                    for k, _, fmt in TABLE]) for name, s in summaries.items()]
+    return _template().render(
+        sessions=first["sessions"], hops=first["hops"], copies=copies, seed=seed, cluster=spec.describe(),
+        arrivals="trace timestamps" if rate is None else f"Poisson arrivals at {rate:g} session(s)/s",
+        heads=[h for _, h, _ in TABLE], rows=rows, figures=PLOTS)
+
+
+def _template() -> jinja2.Template:
+    """The report template, shipped as package data. Autoescaped, with :func:`html.escape`'s
+    entities (``&#x27;``, ``&quot;``) rather than markupsafe's, so the page is what the hand-built
+    one was, byte for byte."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("schedulers", "templates"), autoescape=True,
+                             trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                             finalize=_escaped)
+    return env.get_template("index.html.j2")
+
+
+def _escaped(value: object) -> object:
+    import markupsafe
+
+    return value if isinstance(value, markupsafe.Markup) else markupsafe.Markup(html.escape(str(value)))
 
 
 def add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -155,8 +155,10 @@ def sweep(trace: Trace, spec: ClusterSpec = DEFAULT_CLUSTER, *, strategies: str 
 
 
 def _run(trace: Trace, combos: list[Combination], *, copies: int, time_scale: float, workers: int | None,
-         backend: Backend, ray_address: str | None, force: bool = False) -> pl.DataFrame:
-    """:func:`sweep` once the grid is built."""
+         backend: Backend, ray_address: str | None, force: bool = False,
+         each: Callable[[], object] | None = None) -> pl.DataFrame:
+    """:func:`sweep` once the grid is built; ``each()`` is called as each combination's summary
+    arrives, in grid order (a progress bar)."""
     copies = _positive_int(copies, "copies")
     check_work(*trace_work(trace), copies=copies, runs=len(combos), force=force, what="this sweep")
     time_scale = _positive_number(time_scale, "time_scale")
@@ -168,11 +170,11 @@ def _run(trace: Trace, combos: list[Combination], *, copies: int, time_scale: fl
     work = trace if copies == 1 else replicate(trace, copies)
     processes = _processes(n_workers, len(combos))
     if backend == "ray":
-        summaries = _run_ray(work, combos, time_scale, n_workers, ray_address)
+        summaries = _run_ray(work, combos, time_scale, n_workers, ray_address, each)
     elif processes == 1:
-        summaries = [_replay_summary(work, c, time_scale) for c in combos]
+        summaries = list(_ticked((_replay_summary(work, c, time_scale) for c in combos), each))
     else:
-        summaries = _run_pool(work, combos, time_scale, processes)
+        summaries = _run_pool(work, combos, time_scale, processes, each)
     rows = []
     for c, s in zip(combos, summaries, strict=True):
         assert (s["strategy"], s["nodes"], s["seed"]) == (c.strategy, c.spec.nodes, c.seed), "result out of order"
@@ -183,6 +185,13 @@ def _run(trace: Trace, combos: list[Combination], *, copies: int, time_scale: fl
 def _replay_summary(trace: Trace, c: Combination, time_scale: float) -> dict[str, Any]:
     """The replay summary of one combination (the unit of work every backend runs)."""
     return replay(trace, c.spec, c.strategy, seed=c.seed, rate=c.rate, time_scale=time_scale).summary
+
+
+def _ticked(items: Iterable[_T], each: Callable[[], object] | None) -> Iterator[_T]:
+    for item in items:
+        yield item
+        if each is not None:
+            each()
 
 
 # --------------------------------------------------------------------------- local process pool
@@ -201,7 +210,8 @@ def _pool_task(task: tuple[Combination, float]) -> dict[str, Any]:
     return _replay_summary(_worker_trace, *task)
 
 
-def _run_pool(trace: Trace, combos: list[Combination], time_scale: float, workers: int) -> list[dict[str, Any]]:
+def _run_pool(trace: Trace, combos: list[Combination], time_scale: float, workers: int,
+              each: Callable[[], object] | None = None) -> list[dict[str, Any]]:
     """Summaries in ``combos`` order from a pool of ``workers`` spawned processes.
 
     Spawned, not forked: polars runs thread pools, and a fork taken while one of their threads
@@ -214,14 +224,14 @@ def _run_pool(trace: Trace, combos: list[Combination], time_scale: float, worker
     chunk = max(1, len(tasks) // (4 * workers))  # a few chunks per worker: balance vs. round trips
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(trace,)) as pool:
-        return list(pool.map(_pool_task, tasks, chunksize=chunk))
+        return list(_ticked(pool.map(_pool_task, tasks, chunksize=chunk), each))
 
 
 # --------------------------------------------------------------------------- Ray
 
 
 def _run_ray(trace: Trace, combos: list[Combination], time_scale: float, workers: int,
-             address: str | None) -> list[dict[str, Any]]:
+             address: str | None, each: Callable[[], object] | None = None) -> list[dict[str, Any]]:
     """Summaries in ``combos`` order from one Ray task per combination, the trace put in the
     object store once. Uses the Ray connection already open in this process if there is one;
     else connects to ``address`` (or ``$RAY_ADDRESS``) or starts a quiet local instance with
@@ -244,7 +254,8 @@ def _run_ray(trace: Trace, combos: list[Combination], time_scale: float, workers
     try:
         remote = ray.remote(num_cpus=1)(_replay_summary)
         trace_ref = ray.put(trace)
-        summaries: list[dict[str, Any]] = ray.get([remote.remote(trace_ref, c, time_scale) for c in combos])
+        refs = [remote.remote(trace_ref, c, time_scale) for c in combos]
+        summaries: list[dict[str, Any]] = list(_ticked((ray.get(r) for r in refs), each))
         return summaries
     finally:
         if started:
@@ -337,7 +348,7 @@ OUTPUT_SUFFIXES = (".parquet", ".csv")
 
 def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``agentgraph sweep``."""
-    from schedulers.cli import copy_count, force_option, node_count, seed_value, time_scale
+    from schedulers.cli import copy_count, force_option, node_count, progress_option, seed_value, time_scale
 
     p = sub.add_parser("sweep", help="replay a grid of strategies × nodes × KV capacities × rates, one frame",
                        description="Replay the same sessions once per combination of strategies, node "
@@ -370,6 +381,7 @@ def add_sweep_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--ray-address", metavar="ADDR",
                    help="connect to this Ray cluster (e.g. auto, ray://head:10001) instead of starting one")
     p.add_argument("-o", "--output", metavar="FILE.parquet|FILE.csv", help="write the frame here")
+    progress_option(p)
     p.add_argument("--json", action="store_true", help='print {"rows": [one object per combination]}')
     p.set_defaults(run=_cmd_sweep)
 
@@ -416,8 +428,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     trace = base.load_any(args.trace, warnings=args.warnings)  # after the grid: a bad combination fails first
     with open_output(out) if out is not None else contextlib.nullcontext() as f:  # -o fails before the sweep
         start = time.perf_counter()
-        df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
-                  backend=args.backend, ray_address=args.ray_address, force=args.force)
+        from schedulers.cli import progress_bar
+
+        with progress_bar(len(combos), "sweep", "combination", args.progress) as bar:
+            df = _run(trace, combos, copies=args.copies, time_scale=args.time_scale, workers=args.workers,
+                      backend=args.backend, ray_address=args.ray_address, force=args.force, each=bar.update)
         where = "ray" if args.backend == "ray" else f"{_processes(args.workers, len(combos))} process(es)"
         print(f"swept {len(combos)} combination(s) in {time.perf_counter() - start:.1f} s ({where})",
               file=sys.stderr)

@@ -21,6 +21,13 @@ from tests.realcli import (
 SKIP_ENV = "AGENTGRAPH_SKIP_REALCLI"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_captured_schemas(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Imports in tests see no captured CLI schemas (a developer's own `agentgraph schemas capture`
+    would change their bytes); tests of captures pass their own folder."""
+    os.environ["AGENTGRAPH_SCHEMAS"] = str(tmp_path_factory.mktemp("captured-schemas"))
+
+
 @pytest.fixture(scope="session")
 def claude_cli() -> Path:
     """Path of the pinned ``claude`` binary; installs it with npm into the cache on first use.

@@ -51,19 +51,59 @@ def test_inspect_json_has_the_contract_keys(trace_file: Path, capsys: pytest.Cap
     assert session["makespan_s"] == pytest.approx(9.0, abs=1e-6)  # 0.1 s .. 9.1 s
 
 
-def test_inspect_table_golden(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The per-session table, exactly."""
+def test_inspect_sessions_golden(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """By default, one line per session, exactly."""
     capsys.readouterr()
     assert main(["inspect", str(trace_file)]) == 0
     assert capsys.readouterr().out == (
+        "  session                               hops  agents  tool_calls  prompt  makespan_s\n"
+        f"  {SID}     5       2           3   14350        9.00\n"
+        "1 session(s); --session ID shows one hop by hop\n")
+
+
+def test_inspect_table_golden(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --session, that session's hop table, exactly."""
+    capsys.readouterr()
+    assert main(["inspect", str(trace_file), "--session", SID[:8]]) == 0
+    assert capsys.readouterr().out == (
         f"session {SID}: 5 hops, 2 agent(s), 3 tool calls, prompt 14350 tok, makespan 9.00 s\n"
-        "  hop  agent                        prompt  shared   new  cache_rd  cache_wr  output  tools  tool_wait_s\n"
-        "    0  main                           3000       0  3000         0         0      40  Bash          2.00\n"
-        "    1  main                           3300    3000   300      3000         0      30  Agent         3.80\n"
-        "    0  a000000000(general-purpose)    2000       0  2000         0         0      20  Bash          1.00\n"
-        "    1  a000000000(general-purpose)    2150    2000   150      2000         0      10  -             0.00\n"
-        "    2  main                           3900    3300   600      3300         0       5  -             0.00\n"
+        "  hop  agent                      prompt  shared   new  cache_rd  cache_wr  output  tools  tool_wait_s\n"
+        "    0  main                         3000       0  3000         0         0      40  Bash          2.00\n"
+        "    1  main                         3300    3000   300      3000         0      30  Agent         3.80\n"
+        "    0  a0000000(general-purpose)    2000       0  2000         0         0      20  Bash          1.00\n"
+        "    1  a0000000(general-purpose)    2150    2000   150      2000         0      10  -             0.00\n"
+        "    2  main                         3900    3300   600      3300         0       5  -             0.00\n"
         "\n")
+
+
+def test_agent_names_agree_in_inspect_graph_and_frames(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect, graph (DOT, Mermaid, JSON) and trace.hops() name each agent the same way."""
+    trace = agentgraph.load(trace_file)
+    assert trace.agent_names() == {(SID, "main"): "main", (SID, SUB): "a0000000(general-purpose)"}
+    assert trace.hops()["agent_name"].to_list() == ["main", "main", "a0000000(general-purpose)",
+                                                    "a0000000(general-purpose)", "main"]
+    capsys.readouterr()
+    for fmt in ("dot", "mermaid"):
+        assert main(["graph", str(trace_file), "--format", fmt]) == 0
+        assert "a0000000(general-purpose)#1 2150 tok" in capsys.readouterr().out
+    assert main(["graph", str(trace_file), "--format", "json"]) == 0
+    nodes = orjson.loads(capsys.readouterr().out)["nodes"]
+    assert [n["agent_name"] for n in nodes] == trace.hops()["agent_name"].to_list()
+
+
+def test_agent_names_are_unique_prefixes() -> None:
+    """A sub-agent's name is the shortest id prefix of at least 8 characters no other agent of its
+    session shares, plus its type; other sessions do not lengthen it."""
+    from agentgraph.model import Agent, Hop, Trace
+
+    def hop(sid: str, agent: str) -> Hop:
+        return Hop(f"{sid}/{agent}", sid, agent, 0, "m", 0, 1, 10, 1, 0, ())
+
+    trace = Trace((hop("s", "main"), hop("s", "abcdefgh1234"), hop("s", "abcdefgh1299"), hop("s", "b1"),
+                   hop("t", "abcdefgh1234x")), agents=(Agent("s", "b1", "Explore"),))
+    assert trace.agent_names() == {
+        ("s", "main"): "main", ("s", "abcdefgh1234"): "abcdefgh123", ("s", "abcdefgh1299"): "abcdefgh129",
+        ("s", "b1"): "b1(Explore)", ("t", "abcdefgh1234x"): "abcdefgh"}
 
 
 @pytest.mark.parametrize("fmt", ["dot", "mermaid", "json"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import io
 import json
@@ -20,6 +21,7 @@ import pytest
 
 from agentgraph.model import Trace
 from schedulers.cli import main
+from schedulers.cluster import DEFAULT_CLUSTER
 from schedulers.demo import BUNDLED_TRACE, bundled_replays, demo_sessions
 from schedulers.strategies import STRATEGIES
 
@@ -207,3 +209,20 @@ def test_demo_from_a_wheel_without_a_checkout(tmp_path: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main([*args, "-o", str(tmp_path / "checkout")]) == 0
     assert (work / "report" / "summary.json").read_bytes() == (tmp_path / "checkout" / "summary.json").read_bytes()
+    # the report template ships in the wheel: the page is the checkout's
+    assert (site / "schedulers" / "templates" / "index.html.j2").is_file()
+    assert (work / "report" / "index.html").read_bytes() == (tmp_path / "checkout" / "index.html").read_bytes()
+
+
+def test_report_page_escapes_every_value() -> None:
+    """index.html comes from the autoescaped template: a strategy or model name with markup in it
+    is shown as text, with html.escape's entities."""
+    from schedulers.cli import TABLE
+    from schedulers.demo import _html
+
+    summary = {k: 1 for k, _, _ in TABLE} | {"hit_rate": 0.5, "ttft_p99_s": None, "sessions": 2, "hops": 9}
+    spec = dataclasses.replace(DEFAULT_CLUSTER, model=dataclasses.replace(DEFAULT_CLUSTER.model, name="m<&>"))
+    page = _html({"""a<b>"'""": summary}, spec, 1, None, 0)
+    assert "<tr><th>a&lt;b&gt;&quot;&#x27;</th>" in page and "× m&lt;&amp;&gt; (" in page
+    assert "2 session(s) (1 copy of the input sessions), 9 hops,\ntrace timestamps" in page
+    assert page.endswith("</figcaption></figure>\n</body></html>\n") and "<td>-</td>" in page

@@ -161,6 +161,54 @@ def test_sessions_with_equal_spans_share_by_id_and_warn(tmp_path: Path) -> None:
         f"they stay in session {twin}, which sorts first (earliest first, then last timestamp, then id)"]
 
 
+EARLY = "2025-11-03T09:00:00.000Z"  # before either session's first line
+_NO_CALL = {
+    "system": {"type": "system", "subtype": "informational", "content": "x", "uuid": "s-1",
+               "parentUuid": None, "timestamp": EARLY, "sessionId": RESUMED},
+    "file-history-snapshot": {"type": "file-history-snapshot", "messageId": "m-1",
+                              "snapshot": {"messageId": "m-1", "trackedFileBackups": {}, "timestamp": EARLY},
+                              "isSnapshotUpdate": False},
+    "unknown-type": {"type": "x-future-kind", "timestamp": EARLY, "sessionId": RESUMED},
+    "user": {"type": "user", "uuid": "u-1", "parentUuid": None, "isSidechain": False, "timestamp": EARLY,
+             "sessionId": RESUMED, "message": {"role": "user", "content": "hello"}},
+    "year-1": {"type": "system", "content": "x", "uuid": "s-2", "parentUuid": None,
+               "timestamp": "0001-01-01T00:00:00.000Z", "sessionId": RESUMED},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_NO_CALL))
+def test_a_line_without_a_call_does_not_move_the_calls(tmp_path: Path, kind: str) -> None:
+    """One line that carries no call, dated before both sessions, appended to the copy: only the
+    calls' own timestamps decide, so each session keeps its three calls and nothing is guessed."""
+    project = _resumed_project(tmp_path)
+    copy = project / f"{RESUMED}.jsonl"
+    copy.write_bytes(copy.read_bytes() + orjson.dumps(_NO_CALL[kind]) + b"\n")
+    result = import_paths([project])
+    assert _hops_by_session(result) == {ORIGINAL: 3, RESUMED: 3}
+    expected = [f"{copy}: 1 line(s) of unknown type 'x-future-kind' skipped"] if kind == "unknown-type" else []
+    assert [str(i) for i in result.issues] == expected
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00.000Z", "2022-12-31T23:59:59.000Z",
+                                   "9999-12-31T23:59:59.000Z"])
+def test_a_call_dated_implausibly_does_not_count_and_is_reported(tmp_path: Path, stamp: str) -> None:
+    """A call of the copy's own dated before 2023 or after 2099: it is imported, but the span that
+    decides ownership ignores it (the original keeps its calls) and the copy's file says so."""
+    project = _resumed_project(tmp_path)
+    copy = project / f"{RESUMED}.jsonl"
+    usage = {"input_tokens": 3, "cache_read_input_tokens": 300, "output_tokens": 9}
+    line = {"type": "assistant", "uuid": "a-odd", "parentUuid": LAST_COPIED, "isSidechain": False,
+            "timestamp": stamp, "sessionId": RESUMED, "requestId": "req_odd",
+            "message": {"id": "msg_odd", "role": "assistant", "model": "claude-sonnet-4-5",
+                        "content": [{"type": "text", "text": "ok"}], "usage": usage}}
+    copy.write_bytes(copy.read_bytes() + orjson.dumps(line) + b"\n")
+    result = import_paths([project])
+    assert _hops_by_session(result) == {ORIGINAL: 3, RESUMED: 4}
+    assert [str(i) for i in result.issues] == [
+        f"{copy}: 1 call(s) with a timestamp before 2023 or after 2099; they do not count in the "
+        "session's time span (the order of sessions and the owner of calls copied by a resumed session)"]
+
+
 def test_time_range_reads_every_line_in_any_spelling(tmp_path: Path) -> None:
     """Earliest and latest timestamp wherever they are; other ISO spellings are parsed too."""
     f = tmp_path / "s.jsonl"

@@ -46,4 +46,34 @@ def test_readme_tour_imports_the_bundled_replays(capsys: pytest.CaptureFixture[s
     assert main(["import", str(ROOT / "replays"), "-o", str(out)]) == 0
     assert capsys.readouterr().out == f"imported 9 session(s), 72 hops, 57 tool calls -> {out}\n"
     assert main(["inspect", str(out)]) == 0
-    assert capsys.readouterr().out.count("session ") == 9
+    assert capsys.readouterr().out.endswith("\n9 session(s); --session ID shows one hop by hop\n")
+
+
+TOUR_COMMANDS = ["agentgraph inspect replays.trace", "agentgraph inspect replays.trace --session 5e55a000",
+                 "agentgraph graph replays.trace --session 5e55 --format mermaid"]
+
+
+def _shown_output(command: str) -> list[str]:
+    """The lines the README's console blocks show after ``$ COMMAND`` (up to the next ``$`` or a
+    closing ``...``)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index(f"$ {command}") + 1
+    shown: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("$ ") or line.startswith("```") or line.strip() == "...":
+            break
+        shown.append(line)
+    return shown
+
+
+@pytest.mark.parametrize("command", TOUR_COMMANDS)
+def test_readme_tour_shows_real_outputs(command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """What the tour shows after each of these commands is what the command prints (a block cut
+    with ``...`` shows the beginning)."""
+    trace = tmp_path / "replays.trace"
+    assert main(["import", str(ROOT / "replays"), "-o", str(trace)]) == 0
+    capsys.readouterr()
+    args = [str(trace) if a == "replays.trace" else a for a in command.split()[1:]]
+    assert main(args) == 0
+    shown = _shown_output(command)
+    assert capsys.readouterr().out.splitlines()[:len(shown)] == shown

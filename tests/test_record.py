@@ -595,3 +595,25 @@ def test_bad_record_and_emulate_options_exit_2_at_once(args: list[str], tmp_path
     assert err.splitlines()[-1] == errors[0]
     assert "Traceback" not in err and "sk-ant-fake" not in err
     assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("where", ["bad-host", "port-in-use"])
+def test_a_proxy_that_cannot_listen_says_where_in_one_line(where: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`--host 256.1.1.1` or a `--port` already taken: exit 2, one `error:` line naming host:port
+    and the OS's reason, the command not started."""
+    import socket
+
+    from agentgraph.cli import main
+
+    marker = tmp_path / "started"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        host, port = ("256.1.1.1", "0") if where == "bad-host" else ("127.0.0.1", str(taken.getsockname()[1]))
+        code = main(["record", "--host", host, "--port", port, "--upstream", "http://127.0.0.1:9",
+                     "-o", str(tmp_path / "r.jsonl"), "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"])
+    err = capsys.readouterr().err  # the resolver's words for a bad host vary by system
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: cannot listen on {host}:{port}: "), err
+    assert where == "bad-host" or err.endswith(": Address already in use\n"), err
+    assert not marker.exists()

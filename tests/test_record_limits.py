@@ -23,7 +23,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from agentgraph.record import MemorySink, RecordingProxy
+from agentgraph.record import MAX_JSON_VALUES, MemorySink, RecordingProxy, SSEAssembler
 from agentgraph.serving import BackgroundApp
 from agentgraph.sources import import_paths
 
@@ -198,7 +198,94 @@ def test_a_1_gb_stream_passes_whole_with_flat_memory_and_a_truncated_record(kind
         assert set(text) == {"x"} and 60 << 20 < len(text) <= 64 << 20
     result = import_paths([out])
     assert [str(i) for i in result.issues if "truncated" in str(i)] == [
-        f"{out}:{line}: call not imported: truncated: a body was larger than the recorder kept (--max-record-bytes)"]
+        f"{out}:{line}: call not imported: truncated: a body was larger than the recorder kept (--max-record-bytes) "
+        "or had more JSON values than it parses"]
+
+
+MANY_VALUES = b"[" + b"{}," * 20_000_000 + b"{}]"  # 60 MB of tiny JSON values: ~3 GB once parsed
+
+
+@cache
+def _many_values_gzip() -> bytes:
+    return zlib.compress(MANY_VALUES, 1, wbits=31)
+
+
+def test_60_mb_of_tiny_json_values_keep_memory_bounded_and_other_clients_served(tmp_path: Path) -> None:
+    """A 60 MB request body `[{},{},...]` and a gzip response inflating to the same, both under
+    every byte limit: `agentgraph record` does not parse them (more than MAX_JSON_VALUES values),
+    keeps its peak RSS under 400 MB, and serves a second client meanwhile within 1 s; the record
+    says what it left out and is reported as truncated on import."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        if request.headers.get("x-many"):
+            return web.Response(body=_many_values_gzip(), content_type="application/json",
+                                headers={"content-encoding": "gzip"})
+        return web.json_response(MESSAGE)
+
+    out, server = tmp_path / "r.jsonl", _tiny_upstream(handler)
+    _many_values_gzip()
+    server.start()
+    try:
+        proc = subprocess.Popen([AGENTGRAPH, "record", "--upstream", server.url, "-o", str(out)],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            found = re.search(r"recording http://([\d.]+):(\d+)", proc.stderr.readline())
+            assert found, "the proxy did not announce its address"
+            host, port = found.group(1), int(found.group(2))
+            baseline = statistics.median(_quick_call(host, port) for _ in range(5))
+            statuses: list[int] = []
+
+            def many() -> None:
+                for _ in range(3):
+                    connection = http.client.HTTPConnection(host, port, timeout=60)
+                    connection.request("POST", "/v1/messages", MANY_VALUES, {"content-type": "application/json",
+                                                                             "x-many": "1"})
+                    response = connection.getresponse()
+                    assert response.read() == _many_values_gzip()
+                    statuses.append(response.status)
+                    connection.close()
+
+            sending = threading.Thread(target=many)
+            sending.start()
+            during = []
+            while sending.is_alive():
+                during.append(_quick_call(host, port))
+            sending.join()
+            memory = _status_kb(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+    finally:
+        server.stop()
+    assert proc.returncode == 0 and statuses == [200] * 3, err
+    print(f"\nproxy peak RSS {memory['VmHWM'] >> 10} MiB, second client {baseline * 1000:.1f} ms idle, "
+          f"max {max(during) * 1000:.1f} ms of {len(during)} calls meanwhile")
+    assert memory["VmHWM"] < 400 * 1024, memory
+    assert during and max(during) < baseline + 1.0, (baseline, during)
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()[1:]]
+    big = [r for r in records if r["truncated"]]
+    reason = "more than 1000000 JSON values"
+    assert len(big) == 3 and len(records) == 5 + len(during) + 3
+    assert all(r["request"] == r["response"] == {"unparsed_bytes": len(MANY_VALUES), "reason": reason} for r in big)
+    issues = [str(i) for i in import_paths([out]).issues if "truncated" in str(i)]
+    assert len(issues) == 3 and "JSON values" in issues[0]
+
+
+def test_a_stream_event_or_tool_input_of_too_many_values_is_skipped_and_marks_the_call() -> None:
+    """In a stream, an event or a tool input with more than MAX_JSON_VALUES values is not parsed:
+    the rest of the message is rebuilt, and the assembler says it left something out."""
+    many = b"[" + b"0," * (MAX_JSON_VALUES + 1) + b"0]"
+    for stream in (START + b"data: " + many + b"\n\n" + END,
+                   START.replace(b'"text","text":""', b'"tool_use","id":"t","name":"n","input":{}')
+                   + _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                       "type": "input_json_delta", "partial_json": many.decode()}}) + END):
+        sse = SSEAssembler()
+        sse.feed(stream)
+        sse.close()
+        assert sse.too_large and sse.message is not None and sse.message["stop_reason"] == "end_turn"
+        assert sse.message["content"][0].get("input", {}) == {}
 
 
 def _tiny_upstream(handler: Any) -> BackgroundApp:
@@ -292,13 +379,16 @@ def test_request_bodies_past_the_inflight_budget_get_a_413() -> None:
     ("/v1/%6Dessages?beta=true", "call", "/v1/messages?beta=true", "/v1/messages?beta=true"),
     ("/v1/messages/./count_tokens", "call", "/v1/messages/count_tokens", "/v1/messages/count_tokens"),
     ("/v1/messages/../../admin", "request", "/admin", "/admin"),
-    ("/v1/messages/batches", "request", "/v1/messages/batches", "/v1/messages/batches"),
+    ("/v1/messages/batches", "request", "/v1/messages/<removed>", "/v1/messages/batches"),
     ("/v1/models?limit=5", "request", "/v1/models?limit=<removed>", "/v1/models?limit=5"),
-], ids=["messages", "percent-encoded", "count-tokens", "dot-segments", "batches", "models"])
+    ("/v1/messages/../../admin/sk-ant-in-path-0123456789", "request", "/admin/<removed>",
+     "/admin/sk-ant-in-path-0123456789"),
+], ids=["messages", "percent-encoded", "count-tokens", "dot-segments", "batches", "models", "key-in-path"])
 def test_every_path_is_forwarded_and_recorded_as_what_it_is(sent: str, kind: str, recorded: str,
                                                             forwarded: str, tmp_path: Path) -> None:
     """Requests are forwarded as before; the record carries the normalized path, and only
-    `/v1/messages` (and `count_tokens`) are Messages calls: `/v1/messages/../../admin` is not."""
+    `/v1/messages` (and `count_tokens`) are Messages calls: `/v1/messages/../../admin` is not.
+    Other requests keep their first path segment (after `/v1`): a key in a later one is not recorded."""
     out, seen = tmp_path / "r.jsonl", []
 
     async def handler(request: web.Request) -> web.Response:
@@ -320,6 +410,7 @@ def test_every_path_is_forwarded_and_recorded_as_what_it_is(sent: str, kind: str
     assert seen == [forwarded]
     (rec,) = (orjson.loads(line) for line in out.read_bytes().splitlines()[1:])
     assert (rec["kind"], rec["path"]) == (kind, recorded)
+    assert "sk-ant" not in out.read_text()
     result = import_paths([out])
     assert result.issues == ()
     assert len(result.trace) == (1 if recorded.startswith("/v1/messages?") else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import sys
 import urllib.request
 import uuid
@@ -21,9 +22,11 @@ from agentgraph.cli import main
 from agentgraph.record import (
     RECORDED_REQUEST_HEADERS,
     REMOVED,
+    TOO_DEEP,
     CallRecord,
     MemorySink,
     RecordingProxy,
+    RecordKind,
     request_secrets,
     scrub,
 )
@@ -182,7 +185,7 @@ def test_no_key_reaches_disk_or_the_client(name: str, redact: bool, tmp_path: Pa
 
 
 def _call(request: Any, **kw: Any) -> CallRecord:
-    return CallRecord(seq=1, method="POST", path="/v1/messages", t_request_s=0.0, request=request,
+    return CallRecord(seq=1, method="POST", path=kw.pop("path", "/v1/messages"), t_request_s=0.0, request=request,
                       status=kw.pop("status", 200), **kw)
 
 
@@ -210,11 +213,33 @@ def _call(request: Any, **kw: Any) -> CallRecord:
                        "authorization_token": REMOVED, "headers": {"X-Goog-Api-Key": REMOVED, "X-Trace": REMOVED},
                        "name": "docs"}]}),
     ({"context": {"server_url": "http://admin:pw@host:8080/x"}}, {"context": {"server_url": "http://host:8080/x"}}),
+    ({"x_api_key": "v", "xApiKey": "v", "auth_token": "v", "session_token": "v", "private_key": "v", "passwd": "v",
+      "cookie": "v", "Client-Secret": "v", "credentials": {"a": "v"},
+      "max_tokens": 5, "cache_read_input_tokens": 1, "budget_tokens": 2, "tokenizer": "x", "keys": 3},
+     {"x_api_key": REMOVED, "xApiKey": REMOVED, "auth_token": REMOVED, "session_token": REMOVED,
+      "private_key": REMOVED, "passwd": REMOVED, "cookie": REMOVED, "Client-Secret": REMOVED, "credentials": REMOVED,
+      "max_tokens": 5, "cache_read_input_tokens": 1, "budget_tokens": 2, "tokenizer": "x", "keys": 3}),
+    ({"tools": [{"name": "t", "input_schema": {"properties": {"cookie": {"default": "c"}, "xApiKey": {}}}}],
+      "messages": [{"role": "assistant", "content": [{"type": "server_tool_use", "input": {"session_token": "s"}}]}]},
+     {"tools": [{"name": "t", "input_schema": {"properties": {"cookie": {"default": "c"}, "xApiKey": {}}}}],
+      "messages": [{"role": "assistant", "content": [{"type": "server_tool_use", "input": {"session_token": "s"}}]}]}),
+    ({"serverUrl": "http://u:p@h/x?sig=s1&v=1", "docsURL": "https://h/?Signature=s2&X-Amz-Security-Token=s3",
+      "mcp_url": "https://h/?auth=s4&key=s5&access_token=s6&%74oken=s7&page=2"},
+     {"serverUrl": f"http://h/x?sig={REMOVED}&v=1",
+      "docsURL": f"https://h/?Signature={REMOVED}&X-Amz-Security-Token={REMOVED}",
+      "mcp_url": f"https://h/?auth={REMOVED}&key={REMOVED}&access_token={REMOVED}&%74oken={REMOVED}&page=2"}),
+    ({"url": "http://u:KEY@[::1/x", "server_url": "http://u:p/w@h:[1/?token=t&v=1"},
+     {"url": "http://[::1/x", "server_url": f"http://h:[1/?token={REMOVED}&v=1"}),
+    ({"headers": [{"name": "X-Api-Key", "value": "v"}, {"name": "X-Trace", "value": {"nested": "v"}}]},
+     {"headers": [{"name": "X-Api-Key", "value": REMOVED}, {"name": "X-Trace", "value": REMOVED}]}),
 ], ids=["api_key", "header-names", "any-depth", "not-credentials", "tool-schemas", "tool-inputs", "mcp-servers",
-        "urls"])
+        "urls", "normalized-names", "normalized-names-not-in-schemas-or-inputs", "camel-case-url-query",
+        "unparsable-urls", "headers-list"])
 def test_request_fields_named_like_credentials_are_removed(body: dict[str, Any], scrubbed: dict[str, Any]) -> None:
-    """Whole key names, any case, any depth; never tool schemas, tool inputs or `max_tokens`-like
-    names; MCP URLs lose `user:pass@` and credential query values, headers maps every value."""
+    """Whole names after normalization (lowercase, no `-`/`_`), any depth; never tool schemas, tool
+    inputs or `max_tokens`-like names; URL fields (`url`, `*_url`, `serverUrl`) lose `user:pass@`
+    (textually when `urlsplit` refuses them) and credential query values, headers maps and
+    `[{"name", "value"}]` lists every value."""
     assert scrub(_call(body)).request == scrubbed
 
 
@@ -236,10 +261,47 @@ def test_request_secrets_are_the_credential_headers_query_and_upstream() -> None
     word, credential query values, the upstream's user and password (and their Basic form)."""
     from agentgraph.record import Upstream
 
-    secrets = request_secrets({"X-Api-Key": "k1", "Authorization": "Bearer t1", "x-app": "cli", "Cookie": "c=1"},
+    secrets = request_secrets({"X-Api-Key": "k1", "Authorization": "Bearer t1", "x-app": "cli", "Cookie": "c=1",
+                               "X-Custom-Auth": "a1", "X-Signature": "s1", "anthropic-beta": "b1"},
                               [("beta", "true"), ("api_key", "q1"), ("key", "q2"), ("page", "2")],
                               Upstream.parse("http://bot:pw1@h"))
-    assert secrets == {"k1", "Bearer t1", "t1", "q1", "q2", "bot", "pw1", base64.b64encode(b"bot:pw1").decode()}
+    assert secrets == {"k1", "Bearer t1", "t1", "c=1", "a1", "s1", "q1", "q2", "2", "bot", "pw1",
+                       base64.b64encode(b"bot:pw1").decode()}
+
+
+def test_every_value_removed_is_cut_where_the_upstream_echoes_it() -> None:
+    """Query values (bare items and `%62eta` too), headers-map values of any name, URL credentials
+    and path segments of a non-Messages request: removed from the record, and cut wherever the
+    upstream echoes them (a 404 quoting the URL, a 401 quoting a header)."""
+    keys = [f"k{i}-{uuid.uuid4().hex}" for i in range(8)]
+    path = f"/v1/messages?beta=true&x={keys[0]}&{keys[1]}&%62eta={keys[2]}"
+    body = {"messages": [], "mcp_servers": [{"headers": {"X-My": keys[3]}, "url": f"http://u:{keys[4]}@h/?sig={keys[5]}"},
+                                            {"headers": [{"name": "X-Other", "value": keys[6]}]}]}
+    echoed = {"error": {"message": " ".join(keys)}}
+    for status in (401, 404, 200):
+        rec = scrub(_call(body, path=path, status=status, response=echoed))
+        assert rec.path == f"/v1/messages?beta=true&x={REMOVED}&{REMOVED}&%62eta={REMOVED}"
+        text = orjson.dumps(rec.to_json()).decode()
+        assert not [k for k in keys[:7] if k in text], (status, text)
+    other = scrub(CallRecord(seq=1, method="GET", path=f"/admin/{keys[7]}/x", t_request_s=0.0, kind=RecordKind.REQUEST,
+                             status=404, response={"error": f"no such path /admin/{keys[7]}/x"}))
+    assert other.path == f"/admin/{REMOVED}/{REMOVED}"
+    assert other.response == {"error": f"no such path /admin/{REMOVED}/x"}
+
+
+@pytest.mark.parametrize("password", ["ZZpw/BBBBBBBBBBBBBBBQ", "ZZpw?BBBBBBBBBBBBBBBQ", "ZZpw#BBBBBBBBBBBBBBBQ",
+                                      "ZZpw@BBBB/BBBBBBBBBQ", "ZZ/pw?x#y@BBBBBBBBBBQ"],
+                         ids=["slash", "question-mark", "hash", "at-and-slash", "all"])
+def test_a_bad_upstream_never_echoes_its_password(password: str, tmp_path: Path,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """A URL whose password holds `/`, `?`, `#` or `@` does not parse: the error cuts everything
+    up to the last `@`, so no piece of the password is shown."""
+    code = main(["record", "--upstream", f"http://user:{password}@127.0.0.1:18101", "-o", str(tmp_path / "r.jsonl"),
+                 "--", "true"])
+    out, err = capfd.readouterr()
+    pieces = [p for p in re.split(r"[/?#@]", password) if len(p) >= 2]
+    assert code == 2 and err.startswith("error: --upstream:") and len(err.splitlines()) == 1, err
+    assert not [p for p in pieces if p in out + err], err
 
 
 def test_records_reach_the_sink_scrubbed_and_typed(tmp_path: Path) -> None:
@@ -279,3 +341,25 @@ def test_a_failing_sink_is_reported_once_and_the_proxy_goes_on(capfd: pytest.Cap
                                 "such records are dropped"]
     assert proxy.calls == 0
 
+
+
+def test_json_nested_past_the_recursion_limit_is_recorded_cut_and_no_sink_failure(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A valid body 1,000 levels deep (orjson reads it, Python's recursion limit is passed):
+    forwarded whole and recorded, nested deeper than MAX_DEPTH cut to a marker; no sink failure is
+    reported, so a real one later still is."""
+    deep = b"[" * 1000 + b"]" * 1000
+    out = tmp_path / "r.jsonl"
+    with _Upstream() as up, RecordingProxy(up.server.url, out) as proxy:
+        request = urllib.request.Request(proxy.url + "/v1/messages", method="POST",
+                                         data=b'{"messages": [], "deep": ' + deep + b"}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+    assert up.seen[0][2].endswith(deep + b"}")
+    assert "cannot write" not in capfd.readouterr().err
+    (rec,) = (orjson.loads(line) for line in out.read_bytes().splitlines()[1:])
+    value, depth = rec["request"]["deep"], 1
+    while isinstance(value, list):
+        (value,), depth = value, depth + 1
+    assert value == TOO_DEEP and depth < 100
+    assert proxy.calls == 1

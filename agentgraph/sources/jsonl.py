@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import functools
+import io
+import os
 import re
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from agentgraph.errors import ImportIssue, IssueKind
+
+MAX_LINE_BYTES = 64 << 20
+"""The longest line (64 MiB, newline excluded) any reader accepts: Claude Code's longest lines
+(an assistant or user line holding a large tool result) are a few MB. A longer line is skipped
+without being held in memory; a reader's memory stays bounded whatever its input."""
+
+
+def too_long(limit: int = MAX_LINE_BYTES) -> str:
+    """The message for a skipped over-long line."""
+    return f"line longer than {limit:,} bytes; skipped"
+
+
+def bounded_lines(f: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, line)`` for each line of ``f``; ``None`` for a line longer than ``limit``.
+
+    At most ``limit + 1`` bytes are held at once. The rest of an over-long line is read and
+    dropped in pieces; in a file that is not regular (a device or a pipe, which may never end)
+    reading stops at the first over-long line instead.
+
+    >>> import io
+    >>> list(bounded_lines(io.BytesIO(b"ab\\n" + b"x" * 9 + b"\\ncd"), limit=4))
+    [(1, b'ab\\n'), (2, None), (3, b'cd')]
+    """
+    for lineno, raw in enumerate(iter(functools.partial(f.readline, limit + 1), b""), 1):
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield lineno, raw
+            continue
+        yield lineno, None
+        if not _regular(f):
+            return
+        _skip_line(f)
+
+
+def _skip_line(f: IO[bytes], piece: int = 1 << 20) -> None:
+    """Read past the next newline of a regular file, holding one ``piece`` at a time."""
+    while chunk := f.read(piece):
+        if (nl := chunk.find(b"\n")) >= 0:
+            f.seek(nl + 1 - len(chunk), io.SEEK_CUR)
+            return
+
+
+def _regular(f: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # an in-memory stream: it ends
 
 
 def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -23,10 +73,17 @@ def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, d
         return
     with f:
         pending: tuple[int, bytes] | None = None
-        for lineno, raw in enumerate(f, 1):
+        # bounded_lines inlined: one generator less per line on the importers' hot path
+        for lineno, raw in enumerate(iter(functools.partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
             if pending is not None:
                 _report_bad(path, *pending, issues, last=False)
                 pending = None
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                issues.append(ImportIssue(str(path), lineno, too_long(), IssueKind.LINE_TOO_LONG))
+                if not _regular(f):
+                    break
+                _skip_line(f)
+                continue
             if not raw.strip():
                 continue
             try:
@@ -44,10 +101,18 @@ def read_records(path: Path, issues: list[ImportIssue]) -> Iterator[tuple[int, d
 
 
 def first_record(path: Path) -> dict[str, Any] | None:
-    """The first JSON object line of a file, or None (no issue is reported)."""
+    """The first JSON object line of a file, or None (no issue is reported).
+
+    Bounded: the first line that is not blank decides, and it must be within the first
+    :data:`MAX_LINE_BYTES` bytes.
+    """
+    seen = 0
     try:
         with open(path, "rb") as f:
-            for raw in f:
+            for _, raw in bounded_lines(f):
+                if raw is None or seen > MAX_LINE_BYTES:
+                    return None
+                seen += len(raw)
                 if raw.strip():
                     try:
                         rec = orjson.loads(raw)
@@ -71,18 +136,41 @@ def time_range(path: Path, chunk_bytes: int = 1 << 24) -> tuple[float, float] | 
     lo, hi = float("inf"), float("-inf")
     try:
         with open(path, "rb") as f:
-            carry = b""
-            while chunk := f.read(chunk_bytes):
-                cut = chunk.rfind(b"\n") + 1  # a member never spans lines: scan whole lines only
-                if cut:
-                    lo, hi = _widen(carry + chunk[:cut], lo, hi)
-                    carry = chunk[cut:]
-                else:
-                    carry += chunk
-            lo, hi = _widen(carry, lo, hi)
+            for block in line_blocks(f, chunk_bytes):
+                lo, hi = _widen(block, lo, hi)
     except OSError:
         return None
     return (lo, hi) if lo <= hi else None
+
+
+def line_blocks(f: IO[bytes], chunk_bytes: int = 1 << 24, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The bytes of ``f`` in blocks of whole lines (the last one may lack its newline), for scans
+    that need no line numbers. Lines longer than ``limit`` are left out, as by :func:`bounded_lines`:
+    at most ``chunk_bytes + limit`` bytes are held.
+
+    >>> import io
+    >>> list(line_blocks(io.BytesIO(b"a\\n" + b"x" * 9 + b"\\nb\\nc"), chunk_bytes=3, limit=4))
+    [b'a\\n', b'b\\n', b'c']
+    """
+    carry, skipping = b"", False
+    while chunk := f.read(chunk_bytes):
+        if skipping:  # the rest of an over-long line
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            chunk, skipping = chunk[nl + 1 :], False
+        cut = chunk.rfind(b"\n") + 1  # a member never spans lines: hand over whole lines only
+        if cut:
+            block, carry = carry + chunk[:cut], chunk[cut:]
+            yield block
+        else:
+            carry += chunk
+        if len(carry) > limit:
+            carry, skipping = b"", True
+            if not _regular(f):
+                return
+    if carry and not skipping:
+        yield carry
 
 
 _STAMP = re.compile(rb'"timestamp" ?: ?"([^"\\\n]{1,64})"')

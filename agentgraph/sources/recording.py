@@ -80,7 +80,8 @@ def _problem(rec: CallRecord) -> str | None:
     if rec.status != 200:
         return f"status {rec.status} ({rec.error or 'upstream error'})"
     if rec.truncated:
-        return "truncated: a body was larger than the recorder kept (--max-record-bytes)"
+        return ("truncated: a body was larger than the recorder kept (--max-record-bytes) or had more "
+                "JSON values than it parses")
     request, response = rec.request, rec.response
     if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
         return "request body is not a Messages API request"

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from agentgraph.capture import attach_schemas, load_captures, session_versions
 from agentgraph.costs import REPEATS, ValidationBackend, validation_us, validators
 from agentgraph.model import Trace
 
@@ -19,13 +20,21 @@ PERCENTILE_METHOD = "linear"
 """numpy's default: linear interpolation between the two nearest ranks."""
 
 
-def validation_report(trace: Trace, backends: Sequence[ValidationBackend],
-                      repeats: int = REPEATS) -> dict[str, Any]:
+def validation_report(trace: Trace, backends: Sequence[ValidationBackend], repeats: int = REPEATS,
+                      *, schemas: str = "off", sources: Sequence[str] = ()) -> dict[str, Any]:
     """Calls, invalid calls (first error), fast-path share and µs per call, per tool name.
 
     The verdicts do not depend on the backend; the times do. ``us`` holds, per backend, the
-    validation time of one call (parsing is ``parse_us``, paid whatever validates).
+    validation time of one call (parsing is ``parse_us``, paid whatever validates). With
+    ``schemas="auto"`` and a capture in the cache, calls without a schema get the captured one
+    (:func:`agentgraph.capture.attach_schemas`, CLI versions read from ``sources``) and the
+    report gains ``schemas`` (:meth:`agentgraph.capture.Attachment.to_json`).
     """
+    captures = load_captures() if schemas == "auto" else []
+    attached: dict[str, Any] = {}
+    if captures:
+        trace, attachment = attach_schemas(trace, captures, session_versions(sources))
+        attached = {"schemas": attachment.to_json()}
     compiled = validators(trace.schemas)
     tools: dict[str, dict[str, Any]] = {}
     times: dict[str, dict[str, list[float]]] = {}
@@ -54,7 +63,7 @@ def validation_report(trace: Trace, backends: Sequence[ValidationBackend],
         t["fast_path_share"] = fast / t["with_schema"] if t["with_schema"] else None
         t["us"] = {b: _stats(v) for b, v in times.get(name, {}).items()}
     return {"backends": [b.name for b in backends], "percentile_method": PERCENTILE_METHOD,
-            "tools": dict(sorted(tools.items())), "total": _total(tools)}
+            "tools": dict(sorted(tools.items())), "total": _total(tools), **attached}
 
 
 def _stats(values: list[float]) -> dict[str, float]:

@@ -8,12 +8,16 @@ at a time.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from agentgraph.errors import ImportIssue, IssueKind
-from agentgraph.sources.jsonl import first_record, time_range
+from agentgraph.sources.jsonl import first_record, line_blocks, parse_time, time_range
 
 __all__ = ["SessionFiles", "discover"]
 
@@ -22,7 +26,7 @@ __all__ = ["SessionFiles", "discover"]
 class SessionFiles:
     """A session file and the files of its sub-agents (``meta`` is None before 2.1.x).
 
-    ``span`` is (earliest, latest) timestamp of its lines, set by :func:`discover` (inf if none).
+    ``span`` is (earliest, latest) timestamp of its calls, set by :func:`discover` (see :func:`_span`).
     """
 
     session_id: str
@@ -52,11 +56,14 @@ def discover(paths: Iterable[Path], issues: list[ImportIssue]) -> list[SessionFi
         elif path.is_dir():
             for project in _project_dirs(path, issues):
                 found.project(project, only=None)
+        elif path.exists():  # a device or a pipe: transcripts are regular files
+            issues.append(ImportIssue(str(path), None, "not a regular file or directory; skipped",
+                                      IssueKind.CANNOT_OPEN))
         else:
             issues.append(ImportIssue(str(path), None, "no such file or directory", IssueKind.MISSING_PATH))
     sessions = found.finish()
     for files in sessions:
-        files.span = _span(files)
+        files.span = _span(files, issues)
     return sorted(sessions, key=lambda f: (*f.span, f.session_id))
 
 
@@ -165,13 +172,75 @@ class _Found:
         return files
 
 
-def _span(files: SessionFiles) -> tuple[float, float]:
-    """Earliest and latest timestamp of the session file (earliest of its sub-agents' files if it
-    has none), over all lines: a resumed session copies the original's history (same earliest
-    time) but ends later, so the original sorts first and keeps its calls in any line order."""
+def _span(files: SessionFiles, issues: list[ImportIssue]) -> tuple[float, float]:
+    """Earliest and latest timestamp of the session file's calls (of all its lines if it has
+    none; earliest of its sub-agents' files if it has no file). A resumed session copies the
+    original's calls (same earliest time) but ends later, so the original sorts first and keeps
+    its calls, in any line order and whatever lines without a call say (:func:`call_span`)."""
     inf = float("inf")
-    main = time_range(files.main) if files.main is not None else None
-    if main is not None:
-        return main
+    if files.main is not None:
+        span = call_span(files.main, issues)
+        return span if span is not None else time_range(files.main) or (inf, inf)
     firsts = [span[0] for path, _ in files.agents if (span := time_range(path)) is not None]
     return (min(firsts, default=inf), inf)
+
+
+EARLIEST_S, LATEST_S = 1672531200.0, 4102444800.0
+"""Call timestamps outside [2023-01-01, 2100-01-01) UTC are not real: they do not count in a span."""
+
+_REQUEST_ID = re.compile(rb'"requestId" ?: ?"')
+
+
+def call_span(path: Path, issues: list[ImportIssue]) -> tuple[float, float] | None:
+    """Earliest and latest ``timestamp`` of the lines that carry a legacy call (``assistant`` lines
+    with ``message.id`` and ``requestId``, the calls :class:`~.legacy._CallOwners` shares out),
+    whatever the order of the lines; None if there is none (or the file is unreadable).
+
+    Only lines naming ``"requestId"`` are parsed (an assistant line is a few KB, so this costs a
+    few percent of an import). A call's timestamp outside :data:`EARLIEST_S` .. :data:`LATEST_S`
+    does not count and is reported: a span must not rest on it.
+    """
+    times: list[float] = []
+    odd = 0
+    try:
+        with open(path, "rb") as f:
+            for block in line_blocks(f):
+                for line in _lines_matching(block, _REQUEST_ID):
+                    t = _call_time(line)
+                    if t is not None and EARLIEST_S <= t < LATEST_S:
+                        times.append(t)
+                    odd += t is not None and not EARLIEST_S <= t < LATEST_S
+    except OSError:
+        return None
+    if odd:
+        issues.append(ImportIssue(str(path), None, f"{odd} call(s) with a timestamp before 2023 or "
+                                  "after 2099; they do not count in the session's time span (the order "
+                                  "of sessions and the owner of calls copied by a resumed session)",
+                                  IssueKind.IMPLAUSIBLE_TIME))
+    return (min(times), max(times)) if times else None
+
+
+def _lines_matching(block: bytes, pattern: re.Pattern[bytes]) -> Iterator[bytes]:
+    end = 0
+    for m in pattern.finditer(block):
+        if m.start() < end:
+            continue  # a second match on the same line
+        start = block.rfind(b"\n", 0, m.start()) + 1
+        end = block.find(b"\n", m.end())
+        end = len(block) if end < 0 else end + 1
+        yield block[start:end]
+
+
+def _call_time(line: bytes) -> float | None:
+    """The timestamp of a line that carries a call, or None (not such a line, or no time)."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or rec.get("type") != "assistant" or not rec.get("requestId"):
+        return None
+    message = rec.get("message")
+    if not isinstance(message, dict) or not message.get("id"):
+        return None
+    t = parse_time(rec.get("timestamp"))
+    return t if t is not None and math.isfinite(t) else None

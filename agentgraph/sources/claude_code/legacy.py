@@ -44,7 +44,7 @@ class _CallOwners:
     """Which session each legacy call (``message.id:requestId``) is imported in.
 
     Sessions are read in :func:`~.discovery.discover` order and the first to hold a call keeps it, so a call
-    belongs to the session with the earliest first, then latest timestamp (then the smaller id):
+    belongs to the session whose calls have the earliest first, then latest timestamp (then the smaller id):
     a resumed copy repeats the original's calls but ends later. Only the calls' identity and the
     files' time spans decide, never the order of lines. It is a guess when both sessions went on
     with calls of their own (the original was continued after the copy was made: its main-agent
