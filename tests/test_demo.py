@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import io
 import json
 import os
-import pty
-import select
 import shutil
 import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
@@ -24,6 +20,7 @@ from schedulers.cli import main
 from schedulers.cluster import DEFAULT_CLUSTER
 from schedulers.demo import BUNDLED_TRACE, bundled_replays, demo_sessions
 from schedulers.strategies import STRATEGIES
+from tests.terminal import on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_FILES = {"summary.json", "run.json", "sessions.csv", "hops.csv", "index.html", "latency_cdf.png",
@@ -117,25 +114,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
                            timeout=120, check=True)
     assert "%|" not in piped.stderr and "demo:" in piped.stderr
 
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a 100-column terminal
-    proc = subprocess.Popen(_demo_cmd(tmp_path / "tty"), stdin=follower, stdout=subprocess.DEVNULL,
-                            stderr=follower, env=env, cwd=ROOT)
-    os.close(follower)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 120)
-        if not ready:
-            break
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0
+    seen = on_a_terminal(_demo_cmd(tmp_path / "tty"), env)
     assert b"demo:" in seen and b"%|" in seen, seen[-400:]
 
 

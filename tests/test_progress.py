@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
+
+from tests.terminal import on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLAYS = str(ROOT / "replays")
@@ -32,33 +28,13 @@ def _argv(name: str, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "schedulers.cli", *args, *extra]
 
 
-def _on_a_terminal(argv: list[str]) -> bytes:
-    """What ``argv`` writes to stderr when stderr is a 100-column pseudo-terminal."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # 0 columns: tqdm draws nothing
-    proc = subprocess.Popen(argv, stdin=follower, stdout=subprocess.DEVNULL, stderr=follower, cwd=ROOT)
-    os.close(follower)
-    seen = b""
-    while select.select([leader], [], [], 120)[0]:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0, seen[-400:]
-    return seen
-
-
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_progress_bar_on_a_terminal_only(name: str, tmp_path: Path) -> None:
     """Under a pseudo-terminal the command draws its bar; with pipes (CI logs) it does not."""
     marker = COMMANDS[name][1]
     piped = subprocess.run(_argv(name, tmp_path / "piped"), capture_output=True, cwd=ROOT, timeout=120, check=True)
     assert marker not in piped.stderr and b"%|" not in piped.stderr
-    seen = _on_a_terminal(_argv(name, tmp_path / "tty"))
+    seen = on_a_terminal(_argv(name, tmp_path / "tty"))
     assert name.encode() + b":" in seen and marker in seen, seen[-400:]
 
 
@@ -69,4 +45,4 @@ def test_progress_flags_override_the_terminal_rule(name: str, tmp_path: Path) ->
     forced = subprocess.run(_argv(name, tmp_path / "a", "--progress"), capture_output=True, cwd=ROOT,
                             timeout=120, check=True)
     assert marker in forced.stderr
-    assert marker not in _on_a_terminal(_argv(name, tmp_path / "b", "--no-progress"))
+    assert marker not in on_a_terminal(_argv(name, tmp_path / "b", "--no-progress"))

@@ -4,6 +4,7 @@ request bodies at once; and it records requests outside the Messages API as what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import re
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,31 @@ def _quick_call(host: str, port: int) -> float:
     return time.perf_counter() - start
 
 
+@dataclass
+class _Proxy:
+    proc: subprocess.Popen[str]
+    host: str = ""
+    port: int = 0
+    err: str = ""
+
+
+@contextlib.contextmanager
+def _recording(upstream: str, out: Path) -> Iterator[_Proxy]:
+    """`agentgraph record --upstream UPSTREAM -o OUT` as a real subprocess, at the address it
+    announces; stopped with Ctrl-C on the way out (its stderr is then in ``err``)."""
+    proxy = _Proxy(subprocess.Popen([AGENTGRAPH, "record", "--upstream", upstream, "-o", str(out)],
+                                    stderr=subprocess.PIPE, text=True))
+    try:
+        assert proxy.proc.stderr is not None
+        found = re.search(r"recording http://([\d.]+):(\d+)", proxy.proc.stderr.readline())
+        assert found, "the proxy did not announce its address"
+        proxy.host, proxy.port = found.group(1), int(found.group(2))
+        yield proxy
+    finally:
+        proxy.proc.send_signal(signal.SIGINT)
+        _, proxy.err = proxy.proc.communicate(timeout=60)
+
+
 @pytest.mark.parametrize("kind", ["sse", "gzip", "one-line"])
 def test_a_1_gb_stream_passes_whole_with_flat_memory_and_a_truncated_record(kind: str, tmp_path: Path) -> None:
     """1 GB streamed (as events, inflated from a 2 MB gzip bomb, or as one endless line) through
@@ -147,41 +174,32 @@ def test_a_1_gb_stream_passes_whole_with_flat_memory_and_a_truncated_record(kind
     second client is served meanwhile with < 1 s added latency, and the call is recorded,
     truncated at 64 MB."""
     out = tmp_path / "r.jsonl"
-    with _FloodUpstream() as up:
-        proc = subprocess.Popen([AGENTGRAPH, "record", "--upstream", up.server.url, "-o", str(out)],
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            assert proc.stderr is not None
-            found = re.search(r"recording http://([\d.]+):(\d+)", proc.stderr.readline())
-            assert found, "the proxy did not announce its address"
-            host, port = found.group(1), int(found.group(2))
-            baseline = statistics.median(_quick_call(host, port) for _ in range(5))
-            got: dict[str, Any] = {"bytes": 0, "crc": 0}
+    with _FloodUpstream() as up, _recording(up.server.url, out) as proxy:
+        host, port = proxy.host, proxy.port
+        baseline = statistics.median(_quick_call(host, port) for _ in range(5))
+        got: dict[str, Any] = {"bytes": 0, "crc": 0}
 
-            def flood() -> None:
-                connection = http.client.HTTPConnection(host, port, timeout=60)
-                connection.request("POST", "/v1/messages", orjson.dumps(REQUEST),
-                                   {"content-type": "application/json", "x-flood": kind})
-                response = connection.getresponse()
-                while chunk := response.read1(1 << 20):
-                    got["bytes"] += len(chunk)
-                    got["crc"] = zlib.crc32(chunk, got["crc"])
-                connection.close()
+        def flood() -> None:
+            connection = http.client.HTTPConnection(host, port, timeout=60)
+            connection.request("POST", "/v1/messages", orjson.dumps(REQUEST),
+                               {"content-type": "application/json", "x-flood": kind})
+            response = connection.getresponse()
+            while chunk := response.read1(1 << 20):
+                got["bytes"] += len(chunk)
+                got["crc"] = zlib.crc32(chunk, got["crc"])
+            connection.close()
 
-            flooding = threading.Thread(target=flood)
-            started = time.monotonic()
-            flooding.start()
-            while got["bytes"] < (256 << 10 if kind == "gzip" else 128 << 20) and flooding.is_alive():
-                time.sleep(0.005)
-            during = [_quick_call(host, port) for _ in range(5)]
-            assert flooding.is_alive(), "the flood ended before the second client was served"
-            flooding.join(120)
-            elapsed = time.monotonic() - started
-            memory = _status_kb(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        flooding = threading.Thread(target=flood)
+        started = time.monotonic()
+        flooding.start()
+        while got["bytes"] < (256 << 10 if kind == "gzip" else 128 << 20) and flooding.is_alive():
+            time.sleep(0.005)
+        during = [_quick_call(host, port) for _ in range(5)]
+        assert flooding.is_alive(), "the flood ended before the second client was served"
+        flooding.join(120)
+        elapsed = time.monotonic() - started
+        memory = _status_kb(proxy.proc.pid)
+    assert proxy.proc.returncode == 0, proxy.err
     assert up.sent == [(got["bytes"], got["crc"])]  # byte for byte
     assert memory["VmHWM"] < 300 * 1024, memory
     assert max(during) < baseline + 1.0, (baseline, during)
@@ -227,13 +245,8 @@ def test_60_mb_of_tiny_json_values_keep_memory_bounded_and_other_clients_served(
     _many_values_gzip()
     server.start()
     try:
-        proc = subprocess.Popen([AGENTGRAPH, "record", "--upstream", server.url, "-o", str(out)],
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            assert proc.stderr is not None
-            found = re.search(r"recording http://([\d.]+):(\d+)", proc.stderr.readline())
-            assert found, "the proxy did not announce its address"
-            host, port = found.group(1), int(found.group(2))
+        with _recording(server.url, out) as proxy:
+            host, port = proxy.host, proxy.port
             baseline = statistics.median(_quick_call(host, port) for _ in range(5))
             statuses: list[int] = []
 
@@ -253,13 +266,10 @@ def test_60_mb_of_tiny_json_values_keep_memory_bounded_and_other_clients_served(
             while sending.is_alive():
                 during.append(_quick_call(host, port))
             sending.join()
-            memory = _status_kb(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
+            memory = _status_kb(proxy.proc.pid)
     finally:
         server.stop()
-    assert proc.returncode == 0 and statuses == [200] * 3, err
+    assert proxy.proc.returncode == 0 and statuses == [200] * 3, proxy.err
     print(f"\nproxy peak RSS {memory['VmHWM'] >> 10} MiB, second client {baseline * 1000:.1f} ms idle, "
           f"max {max(during) * 1000:.1f} ms of {len(during)} calls meanwhile")
     assert memory["VmHWM"] < 400 * 1024, memory
